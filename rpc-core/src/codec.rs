@@ -1,0 +1,128 @@
+//! The one place that turns serde values into payload bytes and back (bincode 2).
+//!
+//! Every decode runs with a byte limit tied to the length of the input, so a length field in a
+//! small frame cannot make the decoder reserve gigabytes: bincode checks each claimed length
+//! against the limit before it allocates. bincode's limit is a type parameter, so the input
+//! length is rounded up to one of a few tiers; an allocation is at most 16 times the frame.
+
+use bincode::config::{Configuration, Limit, Varint, LittleEndian};
+use bytes::{BufMut, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The formats a connection can carry values in. Only one exists today; the skeleton decodes
+/// arguments through this type, so a second format reaches generated code unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// bincode 2 with its standard configuration.
+    #[default]
+    Bincode,
+}
+
+/// Why a value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CodecError(String);
+
+const fn config<const N: usize>() -> Configuration<LittleEndian, Varint, Limit<N>> {
+    bincode::config::standard().with_limit::<N>()
+}
+
+impl Format {
+    /// Appends the encoding of `value` to `buf`.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if the value's `Serialize` implementation fails.
+    pub fn encode_into<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        buf: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        match self {
+            Format::Bincode => {
+                bincode::serde::encode_into_std_write(
+                    value,
+                    &mut buf.writer(),
+                    bincode::config::standard(),
+                )
+                .map_err(|e| CodecError(e.to_string()))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decodes a whole value from `bytes`; trailing bytes are an error.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if the bytes are not a valid encoding of `T`.
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
+        match self {
+            Format::Bincode => decode_bincode(bytes),
+        }
+    }
+}
+
+fn decode_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    const KIB: usize = 1024;
+    let decoded = match bytes.len() {
+        0..=256 => bincode::serde::decode_from_slice(bytes, config::<{ 4 * KIB }>()),
+        ..=4096 => bincode::serde::decode_from_slice(bytes, config::<{ 64 * KIB }>()),
+        ..=65_536 => bincode::serde::decode_from_slice(bytes, config::<{ KIB * KIB }>()),
+        ..=1_048_576 => bincode::serde::decode_from_slice(bytes, config::<{ 16 * KIB * KIB }>()),
+        ..=16_777_216 => {
+            bincode::serde::decode_from_slice(bytes, config::<{ 256 * KIB * KIB }>())
+        }
+        _ => bincode::serde::decode_from_slice(bytes, config::<{ 1 << 36 }>()),
+    };
+    let (value, used) = decoded.map_err(|error| match error {
+        bincode::error::DecodeError::LimitExceeded => CodecError(format!(
+            "a length field claims more than the limit for a {}-byte input",
+            bytes.len()
+        )),
+        other => CodecError(other.to_string()),
+    })?;
+    if used != bytes.len() {
+        return Err(CodecError(format!(
+            "{} unexpected bytes after the value",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: T) {
+        let mut buf = BytesMut::new();
+        Format::Bincode.encode_into(&value, &mut buf).unwrap();
+        assert_eq!(Format::Bincode.decode::<T>(&buf).unwrap(), value);
+    }
+
+    #[test]
+    fn values_round_trip() {
+        round_trip((1u64, "two".to_owned(), vec![3i32, -4]));
+        round_trip(Some(serde_bytes::ByteBuf::from(vec![7u8; 100_000])));
+        round_trip(Ok::<f64, String>(1.5));
+    }
+
+    #[test]
+    fn a_huge_length_in_a_tiny_input_is_refused_without_allocating() {
+        // A string whose varint length says 2^40 bytes, in a 9-byte input.
+        let bytes = [253u8, 0, 0, 0, 0, 0, 1, 0, 0];
+        let error = Format::Bincode.decode::<String>(&bytes).unwrap_err();
+        assert!(error.to_string().contains("limit"), "{error}");
+        let error = Format::Bincode.decode::<serde_bytes::ByteBuf>(&bytes).unwrap_err();
+        assert!(error.to_string().contains("limit"), "{error}");
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        assert!(Format::Bincode.decode::<u8>(&[1, 2]).is_err());
+        assert!(Format::Bincode.decode::<(u8, u8)>(&[1]).is_err());
+    }
+}

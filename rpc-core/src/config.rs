@@ -1,0 +1,69 @@
+//! `Config`: the knobs of daemons and proxies, with documented defaults (Pyro's `configure.py`).
+
+use std::time::Duration;
+
+use crate::protocol::HEADER_LEN;
+
+/// The default limit on one message, header included: 8 MiB, as tarpc (gRPC uses 4 MiB).
+/// Large enough for ordinary payloads, small enough that a hostile peer cannot make a daemon
+/// buffer much per connection.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+
+/// Settings shared by [`Daemon`](crate::Daemon) and [`Proxy`](crate::Proxy).
+///
+/// Start from [`Config::default()`] and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut config = rpc_core::Config::default();
+/// config.call_timeout = Duration::from_secs(5);
+/// config.max_message_size = 64 * 1024 * 1024;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest message, header included, that this side sends or accepts.
+    /// Default [`DEFAULT_MAX_MESSAGE_SIZE`] (8 MiB). Set it on both sides to move larger values.
+    pub max_message_size: usize,
+    /// Proxy: how long a call may take before it fails with [`Error::Timeout`](crate::Error::Timeout).
+    /// The daemon receives it as the call's deadline and drops the work when it passes.
+    /// Default 30 s.
+    pub call_timeout: Duration,
+    /// Proxy: how long connecting and the handshake may take. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Daemon: how long a new connection has to send its handshake. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Both: how long a frame that has started to arrive may take to complete; a slower
+    /// sender is cut off. Default 10 s.
+    pub frame_timeout: Duration,
+    /// Daemon: connections served at once; further ones are closed at once. Default 1024.
+    pub max_connections: usize,
+    /// Daemon: calls running at once for one connection; the daemon stops reading from a
+    /// connection at the cap until one finishes. Default 128.
+    pub max_calls_per_connection: usize,
+    /// Daemon: how long a graceful shutdown waits for calls in flight. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            call_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_calls_per_connection: 128,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// The longest frame body the limit allows.
+    pub(crate) fn max_body_len(&self) -> usize {
+        self.max_message_size.saturating_sub(HEADER_LEN)
+    }
+}

@@ -1,0 +1,351 @@
+//! `Daemon`: listens on one socket, hosts objects under object ids, serves their calls.
+
+mod registry;
+mod session;
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, ToSocketAddrs, UnixListener};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use registry::InstanceMode;
+use registry::{Object, Registry};
+
+use crate::{Config, Dispatch, Error, Location, Uri};
+
+/// How long the accept loop pauses after an accept error (such as running out of file
+/// descriptors), so a persistent error does not spin a core.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A server that hosts objects on one socket (Pyro's `Daemon`).
+///
+/// [`bind`](Daemon::bind) starts listening at once, in background tasks on the current tokio
+/// runtime. Register objects to get their [`Uri`]s, hand those to clients, and either keep the
+/// daemon alive for as long as it should serve, or call [`run_until`](Daemon::run_until).
+/// Dropping the daemon stops everything at once; [`shutdown`](Daemon::shutdown) stops
+/// gracefully.
+///
+/// # Examples
+///
+/// ```
+/// use rpc_core::{Daemon, InstanceMode, service};
+///
+/// #[service]
+/// pub trait Counter {
+///     async fn next(&self) -> u64;
+/// }
+///
+/// #[derive(Default)]
+/// struct MyCounter(std::sync::atomic::AtomicU64);
+///
+/// impl Counter for MyCounter {
+///     async fn next(&self) -> u64 {
+///         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), rpc_core::Error> {
+/// let daemon = Daemon::bind("127.0.0.1:0").await?;
+/// // One instance per client connection, built at its first call.
+/// let uri = daemon.register_factory("counter", InstanceMode::Session, || {
+///     CounterSkeleton::new(MyCounter::default())
+/// })?;
+///
+/// let counter = CounterProxy::new(uri);
+/// assert_eq!(counter.next().await?, 0);
+/// assert_eq!(counter.next().await?, 1);
+/// daemon.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Daemon {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+    socket_file: Option<PathBuf>,
+}
+
+/// What the accept loop, the sessions and the `Daemon` handle share.
+#[derive(Debug)]
+struct Shared {
+    registry: Registry,
+    config: Config,
+    location: Location,
+    shutdown: CancellationToken,
+    next_object: AtomicU64,
+    id_hasher: RandomState,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Daemon {
+    /// Listens on a TCP address (IPv4 or IPv6) with the default [`Config`].
+    ///
+    /// Port 0 picks a free port; [`location`](Daemon::location) tells which.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the address cannot be listened on.
+    pub async fn bind<A: ToSocketAddrs + fmt::Display>(address: A) -> Result<Daemon, Error> {
+        Daemon::bind_with(address, Config::default()).await
+    }
+
+    /// Listens on a TCP address with the given [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the address cannot be listened on.
+    pub async fn bind_with<A: ToSocketAddrs + fmt::Display>(
+        address: A,
+        config: Config,
+    ) -> Result<Daemon, Error> {
+        let bind_error = |source| Error::Bind {
+            address: address.to_string(),
+            source,
+        };
+        let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        let location = Location::Tcp {
+            host: local.ip().to_string(),
+            port: local.port(),
+        };
+        Ok(Daemon::start(Listener::Tcp(listener), location, config, None))
+    }
+
+    /// Listens on a Unix domain socket at `path`, which must not exist yet; the daemon removes
+    /// the socket file when it stops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] if the socket cannot be created.
+    pub async fn bind_unix(path: impl AsRef<Path>, config: Config) -> Result<Daemon, Error> {
+        let path = path.as_ref();
+        let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
+            address: path.display().to_string(),
+            source,
+        })?;
+        let location = Location::Unix(path.to_owned());
+        Ok(Daemon::start(Listener::Unix(listener), location, config, Some(path.to_owned())))
+    }
+
+    fn start(listener: Listener, location: Location, config: Config, socket_file: Option<PathBuf>) -> Daemon {
+        let shared = Arc::new(Shared {
+            registry: Registry::default(),
+            config,
+            location,
+            shutdown: CancellationToken::new(),
+            next_object: AtomicU64::new(0),
+            id_hasher: RandomState::new(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        Daemon {
+            shared,
+            accept: Some(accept),
+            socket_file,
+        }
+    }
+
+    /// Where the daemon listens, as it appears in the URIs it hands out.
+    pub fn location(&self) -> &Location {
+        &self.shared.location
+    }
+
+    /// The TCP address the daemon listens on, if it listens on TCP.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.shared.location {
+            Location::Tcp { host, port } => host.parse().ok().map(|ip| SocketAddr::new(ip, *port)),
+            Location::Unix(_) => None,
+        }
+    }
+
+    /// The daemon's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The URI of the object registered (or to be registered) under `object_id`.
+    pub fn uri_for(&self, object_id: &str) -> Uri {
+        Uri::direct(object_id, self.shared.location.clone())
+    }
+
+    /// Registers one instance, in `single` mode, under a generated object id.
+    ///
+    /// # Errors
+    ///
+    /// Never in practice: generated ids are unique. The `Result` matches the other
+    /// `register` methods.
+    pub fn register<D: Dispatch>(&self, instance: D) -> Result<Uri, Error> {
+        let id = self.generate_id();
+        self.register_as(&id, instance)
+    }
+
+    /// Registers one instance, in `single` mode, under `object_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateObject`] if the id is taken.
+    pub fn register_as<D: Dispatch>(&self, object_id: &str, instance: D) -> Result<Uri, Error> {
+        self.insert(Object::instance(object_id, Arc::new(instance)))
+    }
+
+    /// Registers a factory under `object_id`; the daemon calls it lazily to build instances
+    /// as `mode` says. An object that no client calls is never built.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateObject`] if the id is taken.
+    pub fn register_factory<D, F>(&self, object_id: &str, mode: InstanceMode, factory: F) -> Result<Uri, Error>
+    where
+        D: Dispatch,
+        F: Fn() -> D + Send + Sync + 'static,
+    {
+        let factory = Box::new(move || Arc::new(factory()) as Arc<dyn Dispatch>);
+        self.insert(Object::factory(object_id, mode, factory))
+    }
+
+    fn insert(&self, object: Object) -> Result<Uri, Error> {
+        let id = object.id().to_string();
+        if self.shared.registry.insert(object) {
+            Ok(self.uri_for(&id))
+        } else {
+            Err(Error::DuplicateObject(id))
+        }
+    }
+
+    /// Removes an object; its calls already running finish, new ones fail with
+    /// [`Error::UnknownObject`]. Returns whether the object was registered.
+    pub fn unregister(&self, object_id: &str) -> bool {
+        self.shared.registry.remove(object_id)
+    }
+
+    /// The ids of the registered objects, in no particular order.
+    pub fn object_ids(&self) -> Vec<String> {
+        self.shared.registry.ids()
+    }
+
+    /// A fresh id such as `obj_5f0c9e...`: 128 bits that no other daemon is likely to produce.
+    fn generate_id(&self) -> String {
+        let n = self.shared.next_object.fetch_add(1, Ordering::Relaxed);
+        let high = self.shared.id_hasher.hash_one((n, 0u8));
+        let low = self.shared.id_hasher.hash_one((n, 1u8));
+        format!("obj_{high:016x}{low:016x}")
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully (see
+    /// [`shutdown`](Daemon::shutdown)). Pass `tokio::signal::ctrl_c()` in a server binary, or
+    /// a oneshot receiver in a test.
+    pub async fn run_until(self, signal: impl Future) {
+        signal.await;
+        self.shutdown().await;
+    }
+
+    /// Stops accepting connections and reading new calls, lets the calls in flight finish
+    /// and send their replies within [`Config::shutdown_grace`], then stops the rest.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(accept) = self.accept.take() {
+            let abort = accept.abort_handle();
+            if tokio::time::timeout(self.shared.config.shutdown_grace, accept).await.is_err() {
+                tracing::debug!(target: "rpc_core::daemon", "shutdown grace passed; stopping the calls still running");
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(accept) = &self.accept {
+            // Aborting the accept task drops its set of sessions, which aborts them and their calls.
+            accept.abort();
+        }
+        if let Some(path) = &self.socket_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("location", &self.shared.location)
+            .field("objects", &self.shared.registry.ids())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts connections until shutdown, then waits for the sessions to end.
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let mut sessions = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let connection = match accepted {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(target: "rpc_core::daemon", %error, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                target: "rpc_core::daemon",
+                limit = shared.config.max_connections,
+                "connection refused: too many connections (see `Config::max_connections`)"
+            );
+            continue;
+        };
+        let shared = shared.clone();
+        sessions.spawn(async move {
+            match connection {
+                Accepted::Tcp(stream, peer) => {
+                    // Small calls must not wait for Nagle's algorithm.
+                    let _ = stream.set_nodelay(true);
+                    let (read, write) = stream.into_split();
+                    session::serve(read, write, Arc::from(peer.to_string()), shared).await;
+                }
+                Accepted::Unix(stream) => {
+                    let (read, write) = stream.into_split();
+                    session::serve(read, write, Arc::from("unix"), shared).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    // Stop listening before waiting, so new clients are refused rather than left hanging.
+    drop(listener);
+    while sessions.join_next().await.is_some() {}
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                Ok(Accepted::Tcp(stream, peer))
+            }
+            Listener::Unix(listener) => Ok(Accepted::Unix(listener.accept().await?.0)),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `Error`: everything a caller of this crate can match on, and `CallError` for methods that
+//! declare an error type of their own.
+
+use std::io;
+use std::time::Duration;
+
+use crate::codec::CodecError;
+use crate::protocol::{ProtocolError, RemoteError};
+use crate::uri::UriError;
+
+/// What went wrong with a remote call, or with setting up a daemon or proxy.
+///
+/// Communication failures ([`Connect`](Error::Connect), [`Timeout`](Error::Timeout),
+/// [`ConnectionLost`](Error::ConnectionLost), [`Protocol`](Error::Protocol)) are told apart by
+/// [`Error::is_communication`]; a call that failed with one of them may or may not have run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Could not open a connection to the daemon at this address, or its handshake failed.
+    #[error("could not connect to {address}")]
+    Connect {
+        /// The address tried.
+        address: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// Could not listen on this address.
+    #[error("could not bind {address}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// No reply within the proxy's timeout, or the daemon dropped the call at its deadline.
+    #[error("call timed out after {0:?}")]
+    Timeout(Duration),
+    /// The connection closed or failed while the call was in flight; the call may have run.
+    #[error("connection lost before the reply arrived: {0}")]
+    ConnectionLost(String),
+    /// The peer broke the wire protocol, or a message broke a limit.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// No object is registered under this id at the daemon.
+    #[error("unknown object `{0}`")]
+    UnknownObject(String),
+    /// The object has no method of this name.
+    #[error("object `{object}` has no method `{method}`")]
+    UnknownMethod {
+        /// The object called.
+        object: String,
+        /// The method asked for.
+        method: String,
+    },
+    /// The daemon could not decode the arguments as the method's parameter types.
+    #[error("bad arguments for `{method}`: {detail}")]
+    BadArguments {
+        /// The method called.
+        method: String,
+        /// What the decoder reported.
+        detail: String,
+    },
+    /// The remote method panicked. The daemon survived and serves other calls.
+    #[error("remote method `{method}` panicked: {message}")]
+    RemotePanic {
+        /// The method called.
+        method: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The daemon refused or failed the call for another reason it reported.
+    #[error("the daemon failed the call")]
+    Remote(#[source] RemoteError),
+    /// A local value (an argument) could not be encoded, or a reply could not be decoded.
+    #[error("could not encode or decode {what}")]
+    Codec {
+        /// What was being encoded or decoded.
+        what: String,
+        /// What the codec reported.
+        #[source]
+        source: CodecError,
+    },
+    /// The URI text is malformed.
+    #[error(transparent)]
+    Uri(#[from] UriError),
+    /// The URI cannot be used this way (a `PYRONAME:` URI where a direct one is needed).
+    #[error("cannot use {uri}: {reason}")]
+    UnusableUri {
+        /// The URI.
+        uri: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// An object is already registered with the daemon under this id.
+    #[error("an object is already registered under the id `{0}`")]
+    DuplicateObject(String),
+}
+
+impl Error {
+    /// Whether the call failed in transit (connect, timeout, connection lost, protocol), as
+    /// Pyro's `CommunicationError` does, rather than being answered by the daemon.
+    pub fn is_communication(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. }
+                | Error::Timeout(_)
+                | Error::ConnectionLost(_)
+                | Error::Protocol(_)
+        )
+    }
+
+    /// Turns the daemon's report of a failed call into the variant a caller matches on.
+    pub(crate) fn from_remote(error: RemoteError, timeout: Duration) -> Error {
+        match error {
+            RemoteError::UnknownObject { object } => Error::UnknownObject(object),
+            RemoteError::UnknownMethod { object, method } => Error::UnknownMethod { object, method },
+            RemoteError::BadArguments { method, detail } => Error::BadArguments { method, detail },
+            RemoteError::Panicked { method, message } => Error::RemotePanic { method, message },
+            RemoteError::DeadlineExceeded { .. } => Error::Timeout(timeout),
+            RemoteError::ReplyTooLarge { size, limit, .. } => {
+                Error::Protocol(ProtocolError::MessageTooLarge { size, limit })
+            }
+            other => Error::Remote(other),
+        }
+    }
+}
+
+/// The error of a call to a remote method declared as returning `Result<T, E>`: either the
+/// method's own error, still typed, or an [`Error`] of the call itself.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError<E> {
+    /// The remote method ran and returned its own error.
+    #[error("remote method failed: {0}")]
+    Method(E),
+    /// The call did not complete: see [`Error`].
+    #[error(transparent)]
+    Rpc(#[from] Error),
+}
+
+impl<E> CallError<E> {
+    /// The method's own error, if that is what this is.
+    pub fn into_method_error(self) -> Option<E> {
+        match self {
+            CallError::Method(error) => Some(error),
+            CallError::Rpc(_) => None,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Remote objects for Rust, in the spirit of Pyro: put [`#[service]`](service) on a trait, host
+//! an implementation in a [`Daemon`], and call it through a generated proxy from anywhere.
+//!
+//! Start at [`service`] for what the attribute generates, then [`Daemon`] for the server side
+//! and [`Proxy`] for what every generated proxy is built on.
+//!
+//! # Example
+//!
+//! ```
+//! use rpc_core::{CallError, Daemon, service};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+//! #[error("no rate for {0}")]
+//! pub struct UnknownPair(String);
+//!
+//! #[service]
+//! pub trait Rates {
+//!     /// The exchange rate for a pair such as `EUR/USD`.
+//!     async fn get_rate(&self, pair: String) -> Result<f64, UnknownPair>;
+//! }
+//!
+//! struct Table;
+//!
+//! impl Rates for Table {
+//!     async fn get_rate(&self, pair: String) -> Result<f64, UnknownPair> {
+//!         match pair.as_str() {
+//!             "EUR/USD" => Ok(1.08),
+//!             _ => Err(UnknownPair(pair)),
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let daemon = Daemon::bind("127.0.0.1:0").await?;
+//! let uri = daemon.register_as("rates", RatesSkeleton::new(Table))?;
+//!
+//! let rates = RatesProxy::new(uri);
+//! assert_eq!(rates.get_rate("EUR/USD".into()).await?, 1.08);
+//! match rates.get_rate("XXX/YYY".into()).await {
+//!     Err(CallError::Method(UnknownPair(pair))) => assert_eq!(pair, "XXX/YYY"),
+//!     other => panic!("expected the method's own error, got {other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`protocol`]: the wire format, byte by byte, with no I/O.
+//! - [`Daemon`], [`InstanceMode`], [`Dispatch`]: the server side.
+//! - [`Proxy`], [`PendingCall`]: the client side, async and blocking.
+//! - [`Uri`], [`Config`], [`Error`]: addresses, settings, failures.
+
+mod blocking;
+mod codec;
+mod config;
+mod connection;
+mod daemon;
+mod dispatch;
+mod error;
+pub mod protocol;
+mod proxy;
+mod uri;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use blocking::PendingCall;
+pub use codec::{CodecError, Format};
+pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE};
+pub use daemon::{Daemon, InstanceMode};
+pub use dispatch::{Call, Dispatch, DispatchFuture};
+pub use error::{CallError, Error};
+pub use protocol::RemoteError;
+pub use proxy::Proxy;
+pub use uri::{HostPort, Location, Uri, UriError};
+
+/// Turns a trait into a remote service: a client proxy, a blocking proxy and a server skeleton.
+///
+/// ```
+/// # use rpc_core::service;
+/// # #[derive(Debug, serde::Serialize, serde::Deserialize)] pub struct RateError;
+/// #[service]
+/// pub trait Worker {
+///     /// Documentation is carried over to the generated methods.
+///     async fn get_rate(&self, pair: String) -> Result<f64, RateError>;
+///     async fn add(&self, a: u64, b: u64) -> u64;
+///     #[oneway]
+///     async fn log(&self, line: String);
+/// }
+/// ```
+///
+/// # What the trait may contain
+///
+/// Methods only, each an `async fn` taking `&self` and owned arguments that implement serde's
+/// `Serialize` and `DeserializeOwned` (no references, no generics), returning a serde type,
+/// `()`, or `Result<T, E>` with both serde types. `#[oneway]` marks a method whose caller does
+/// not wait for it to run; it must return `()`. Every mistake is reported at once, each at the
+/// offending token.
+///
+/// For byte payloads, use `serde_bytes::ByteBuf` or `bytes::Bytes` rather than `Vec<u8>`:
+/// they travel as one byte string instead of element by element.
+///
+/// # What it generates, for a trait `Worker`
+///
+/// - **The trait itself**, with `Send + Sync + 'static` as supertraits and each method turned
+///   into `fn ... -> impl Future<Output = ...> + Send`. Implement it with plain `async fn`s.
+/// - **`WorkerSkeleton<T>`**: `WorkerSkeleton::new(implementation)`, which implements
+///   [`Dispatch`]; register it with a [`Daemon`].
+/// - **`WorkerProxy`**: the async client. `WorkerProxy::new(uri)`,
+///   `WorkerProxy::from_proxy(proxy)`, `.proxy()`, `.with_timeout(duration)`, and one
+///   `async` method per remote method, returning:
+///   - `Result<T, rpc_core::Error>` for a method returning `T`;
+///   - `Result<T, rpc_core::CallError<E>>` for a method returning `Result<T, E>`, where
+///     `CallError::Method(e)` is the method's own error, still typed;
+///   - `Result<(), rpc_core::Error>` for a `#[oneway]` method, once the call is sent.
+///
+///   It is `Clone + Send + Sync`, and serializes as its URI.
+/// - **`WorkerBlockingProxy`**: the same calls for code without an async runtime, plus a
+///   `start_{method}` for each method that starts the call and returns a [`PendingCall`] to
+///   collect later, so blocking code can run many calls at once. Constructors as above.
+///
+/// Method names that would collide with these items (`new`, `from_proxy`, `proxy`,
+/// `with_timeout`, or `start_{other method}`) are refused.
+///
+/// Set the environment variable `RPC_MACROS_DEBUG` while compiling to print the expansion.
+pub use rpc_macros::service;

@@ -1,0 +1,284 @@
+//! `Proxy`: the client side of a remote object: connect, call, time out, reconnect.
+
+mod link;
+mod pending;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use link::{Link, decode_remote_error};
+
+use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message};
+use crate::{Config, Error, Uri};
+
+/// A handle to a remote object, untyped: method names and argument tuples.
+///
+/// Generated proxies (`{Trait}Proxy`) wrap one of these; use it directly only for dynamic
+/// calls. A proxy connects lazily at its first call. It is cheap to clone, and clones share
+/// one connection (and so one `session` instance at the daemon); any number of tasks may
+/// call through it at once, and their calls are multiplexed over that connection.
+///
+/// When the connection dies, every call in flight fails at once with a typed error, and the
+/// next call connects again. A call is never retried behind the caller's back.
+///
+/// A proxy serializes as its URI, so it can be passed to and returned from remote methods.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+struct Shared {
+    uri: Uri,
+    config: Config,
+    /// The open connection, if any. Held only to clone or replace the `Arc`.
+    link: Mutex<Option<Arc<Link>>>,
+    /// Serialises connecting, so concurrent first calls open one connection, not many.
+    connecting: tokio::sync::Mutex<()>,
+    next_request: AtomicU64,
+}
+
+impl Proxy {
+    /// A proxy for `uri` with the default [`Config`]. Does not connect yet.
+    pub fn new(uri: Uri) -> Proxy {
+        Proxy::with_config(uri, Config::default())
+    }
+
+    /// A proxy for `uri` with the given [`Config`]. Does not connect yet.
+    pub fn with_config(uri: Uri, config: Config) -> Proxy {
+        let timeout = config.call_timeout;
+        Proxy {
+            shared: Arc::new(Shared {
+                uri,
+                config,
+                link: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                next_request: AtomicU64::new(1),
+            }),
+            timeout,
+        }
+    }
+
+    /// This handle with another call timeout; other clones keep theirs. The connection
+    /// stays shared.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Proxy {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The call timeout of this handle.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The URI this proxy calls.
+    pub fn uri(&self) -> &Uri {
+        &self.shared.uri
+    }
+
+    /// Connects now, if not connected yet, rather than at the first call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`], or the daemon's refusal such as [`Error::UnknownObject`].
+    pub async fn connect(&self) -> Result<(), Error> {
+        self.link().await.map(drop)
+    }
+
+    /// Calls `method` with the argument tuple `args` and decodes its return value as `R`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`]: connect, timeout, connection lost, protocol, or the daemon's report.
+    pub async fn call<A, R>(&self, method: &str, args: &A) -> Result<R, Error>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let started = Instant::now();
+        let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let result = self.invoke(request_id, method, args).await;
+        trace_call(&self.shared.uri, method, request_id, started, &result);
+        let (link, reply) = result?;
+        if reply.header.flags.contains(Flags::FAILURE) {
+            let remote = decode_remote_error(link.format, &reply.body)?;
+            return Err(Error::from_remote(remote, self.timeout));
+        }
+        link.format.decode(&reply.body).map_err(|source| Error::Codec {
+            what: format!("the reply of `{method}`"),
+            source,
+        })
+    }
+
+    /// Sends a call to `method` that gets no reply, and returns once it is queued for sending.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`] and the like if the call cannot be sent; nothing tells whether it ran.
+    pub async fn call_oneway<A: Serialize + ?Sized>(&self, method: &str, args: &A) -> Result<(), Error> {
+        let link = self.link().await?;
+        let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let frame = self.invoke_frame(&link, Flags::ONEWAY, request_id, method, args)?;
+        link.frames.send(frame).await.map_err(|_| lost())
+    }
+
+    /// Checks that the daemon answers; returns the round-trip time.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Proxy::call), without the daemon's reports.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let link = self.link().await?;
+        let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let frame = Message::encode(Kind::Ping, Flags::NONE, request_id, &[], 0)?;
+        self.round_trip(&link, request_id, frame, false).await?;
+        Ok(started.elapsed())
+    }
+
+    async fn invoke<A: Serialize + ?Sized>(
+        &self,
+        request_id: u64,
+        method: &str,
+        args: &A,
+    ) -> Result<(Arc<Link>, Message), Error> {
+        let link = self.link().await?;
+        let frame = self.invoke_frame(&link, Flags::NONE, request_id, method, args)?;
+        let reply = self.round_trip(&link, request_id, frame, true).await?;
+        Ok((link, reply))
+    }
+
+    fn invoke_frame<A: Serialize + ?Sized>(
+        &self,
+        link: &Link,
+        flags: Flags,
+        request_id: u64,
+        method: &str,
+        args: &A,
+    ) -> Result<bytes::Bytes, Error> {
+        let mut frame = FrameBuilder::new(Kind::Invoke, flags, request_id);
+        let deadline = (!flags.contains(Flags::ONEWAY)).then_some(self.timeout);
+        Invoke::write_prefix(frame.body_mut(), deadline, method)?;
+        link.format
+            .encode_into(args, frame.body_mut())
+            .map_err(|source| Error::Codec {
+                what: format!("the arguments of `{method}`"),
+                source,
+            })?;
+        Ok(frame.finish(self.shared.config.max_body_len())?)
+    }
+
+    /// Sends `frame` and waits for the frame that answers `request_id`, within the timeout.
+    async fn round_trip(&self, link: &Link, request_id: u64, frame: bytes::Bytes, cancellable: bool) -> Result<Message, Error> {
+        let reply = link.pending.insert(request_id)?;
+        // From here on, a caller that stops waiting (timeout, or the future dropped) must
+        // withdraw the call, and tell the daemon to stop working on it.
+        let guard = Withdraw {
+            link,
+            request_id,
+            cancellable,
+        };
+        link.frames.send(frame).await.map_err(|_| lost())?;
+        let reply = match tokio::time::timeout(self.timeout, reply).await {
+            Err(_) => return Err(Error::Timeout(self.timeout)),
+            Ok(Err(_)) => return Err(lost()),
+            Ok(Ok(reply)) => reply?,
+        };
+        std::mem::forget(guard);
+        Ok(reply)
+    }
+
+    /// The open connection, connecting (again) if there is none.
+    async fn link(&self) -> Result<Arc<Link>, Error> {
+        if let Some(link) = self.current_link() {
+            return Ok(link);
+        }
+        let _connecting = self.shared.connecting.lock().await;
+        // Another caller may have connected while this one waited for the lock.
+        if let Some(link) = self.current_link() {
+            return Ok(link);
+        }
+        let (object, location) = match &self.shared.uri {
+            Uri::Direct { object, location } => (object, location),
+            other => {
+                return Err(Error::UnusableUri {
+                    uri: other.to_string(),
+                    reason: "only `PYRO:` URIs can be connected to directly".into(),
+                });
+            }
+        };
+        let link = Arc::new(Link::connect(location, object, &self.shared.config).await?);
+        *self.shared.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(link.clone());
+        Ok(link)
+    }
+
+    fn current_link(&self) -> Option<Arc<Link>> {
+        let link = self.shared.link.lock().unwrap_or_else(PoisonError::into_inner);
+        link.as_ref().filter(|link| link.is_open()).cloned()
+    }
+}
+
+/// Withdraws a call whose caller stopped waiting, and asks the daemon to cancel it.
+struct Withdraw<'a> {
+    link: &'a Link,
+    request_id: u64,
+    cancellable: bool,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        if self.link.pending.remove(self.request_id) && self.cancellable {
+            // Best effort: if the queue is full the daemon still drops the work at the deadline.
+            if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, self.request_id, &[], 0) {
+                let _ = self.link.frames.try_send(cancel);
+            }
+        }
+    }
+}
+
+fn lost() -> Error {
+    Error::ConnectionLost("the connection closed while sending".into())
+}
+
+fn trace_call<T>(uri: &Uri, method: &str, request_id: u64, started: Instant, result: &Result<T, Error>) {
+    tracing::debug!(
+        target: "rpc_core::proxy",
+        %uri,
+        method,
+        request_id,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        outcome = match result {
+            Ok(_) => "ok",
+            Err(error) if error.is_communication() => "communication error",
+            Err(_) => "error",
+        },
+        "call"
+    );
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("uri", &self.shared.uri)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Proxy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.shared.uri.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Proxy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Proxy, D::Error> {
+        Uri::deserialize(deserializer).map(Proxy::new)
+    }
+}
