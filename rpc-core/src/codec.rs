@@ -5,7 +5,7 @@
 //! against the limit before it allocates. bincode's limit is a type parameter, so the input
 //! length is rounded up to one of a few tiers; an allocation is at most 16 times the frame.
 
-use bincode::config::{Configuration, Limit, Varint, LittleEndian};
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,9 +72,7 @@ fn decode_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         ..=4096 => bincode::serde::decode_from_slice(bytes, config::<{ 64 * KIB }>()),
         ..=65_536 => bincode::serde::decode_from_slice(bytes, config::<{ KIB * KIB }>()),
         ..=1_048_576 => bincode::serde::decode_from_slice(bytes, config::<{ 16 * KIB * KIB }>()),
-        ..=16_777_216 => {
-            bincode::serde::decode_from_slice(bytes, config::<{ 256 * KIB * KIB }>())
-        }
+        ..=16_777_216 => bincode::serde::decode_from_slice(bytes, config::<{ 256 * KIB * KIB }>()),
         _ => bincode::serde::decode_from_slice(bytes, config::<{ 1 << 36 }>()),
     };
     let (value, used) = decoded.map_err(|error| match error {
@@ -116,7 +114,9 @@ mod tests {
         let bytes = [253u8, 0, 0, 0, 0, 0, 1, 0, 0];
         let error = Format::Bincode.decode::<String>(&bytes).unwrap_err();
         assert!(error.to_string().contains("limit"), "{error}");
-        let error = Format::Bincode.decode::<serde_bytes::ByteBuf>(&bytes).unwrap_err();
+        let error = Format::Bincode
+            .decode::<serde_bytes::ByteBuf>(&bytes)
+            .unwrap_err();
         assert!(error.to_string().contains("limit"), "{error}");
     }
 

@@ -115,8 +115,26 @@ mod tests {
         bytes.extend_from_slice(&Message::encode(Kind::Ping, Flags::NONE, 1, b"x", 100).unwrap());
         bytes.extend_from_slice(&Message::encode(Kind::Pong, Flags::NONE, 2, b"", 100).unwrap());
         let mut reader = FrameReader::new(&bytes[..], 100, Duration::from_secs(1));
-        assert_eq!(reader.read_message().await.unwrap().unwrap().header.request_id, 1);
-        assert_eq!(reader.read_message().await.unwrap().unwrap().header.request_id, 2);
+        assert_eq!(
+            reader
+                .read_message()
+                .await
+                .unwrap()
+                .unwrap()
+                .header
+                .request_id,
+            1
+        );
+        assert_eq!(
+            reader
+                .read_message()
+                .await
+                .unwrap()
+                .unwrap()
+                .header
+                .request_id,
+            2
+        );
         assert!(reader.read_message().await.unwrap().is_none());
     }
 
@@ -126,7 +144,10 @@ mod tests {
         let mut reader = FrameReader::new(&frame[..23], 100, Duration::from_secs(1));
         assert!(matches!(
             reader.read_message().await,
-            Err(ReadError::Protocol(ProtocolError::Truncated { received: 23, expected: 26 }))
+            Err(ReadError::Protocol(ProtocolError::Truncated {
+                received: 23,
+                expected: 26
+            }))
         ));
     }
 

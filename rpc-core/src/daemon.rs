@@ -119,7 +119,12 @@ impl Daemon {
             host: local.ip().to_string(),
             port: local.port(),
         };
-        Ok(Daemon::start(Listener::Tcp(listener), location, config, None))
+        Ok(Daemon::start(
+            Listener::Tcp(listener),
+            location,
+            config,
+            None,
+        ))
     }
 
     /// Listens on a Unix domain socket at `path`, which must not exist yet; the daemon removes
@@ -135,10 +140,20 @@ impl Daemon {
             source,
         })?;
         let location = Location::Unix(path.to_owned());
-        Ok(Daemon::start(Listener::Unix(listener), location, config, Some(path.to_owned())))
+        Ok(Daemon::start(
+            Listener::Unix(listener),
+            location,
+            config,
+            Some(path.to_owned()),
+        ))
     }
 
-    fn start(listener: Listener, location: Location, config: Config, socket_file: Option<PathBuf>) -> Daemon {
+    fn start(
+        listener: Listener,
+        location: Location,
+        config: Config,
+        socket_file: Option<PathBuf>,
+    ) -> Daemon {
         let shared = Arc::new(Shared {
             registry: Registry::default(),
             config,
@@ -204,7 +219,12 @@ impl Daemon {
     /// # Errors
     ///
     /// [`Error::DuplicateObject`] if the id is taken.
-    pub fn register_factory<D, F>(&self, object_id: &str, mode: InstanceMode, factory: F) -> Result<Uri, Error>
+    pub fn register_factory<D, F>(
+        &self,
+        object_id: &str,
+        mode: InstanceMode,
+        factory: F,
+    ) -> Result<Uri, Error>
     where
         D: Dispatch,
         F: Fn() -> D + Send + Sync + 'static,
@@ -255,7 +275,10 @@ impl Daemon {
         self.shared.shutdown.cancel();
         if let Some(accept) = self.accept.take() {
             let abort = accept.abort_handle();
-            if tokio::time::timeout(self.shared.config.shutdown_grace, accept).await.is_err() {
+            if tokio::time::timeout(self.shared.config.shutdown_grace, accept)
+                .await
+                .is_err()
+            {
                 tracing::debug!(target: "rpc_core::daemon", "shutdown grace passed; stopping the calls still running");
                 abort.abort();
             }

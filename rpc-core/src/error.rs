@@ -115,7 +115,9 @@ impl Error {
     pub(crate) fn from_remote(error: RemoteError, timeout: Duration) -> Error {
         match error {
             RemoteError::UnknownObject { object } => Error::UnknownObject(object),
-            RemoteError::UnknownMethod { object, method } => Error::UnknownMethod { object, method },
+            RemoteError::UnknownMethod { object, method } => {
+                Error::UnknownMethod { object, method }
+            }
             RemoteError::BadArguments { method, detail } => Error::BadArguments { method, detail },
             RemoteError::Panicked { method, message } => Error::RemotePanic { method, message },
             RemoteError::DeadlineExceeded { .. } => Error::Timeout(timeout),

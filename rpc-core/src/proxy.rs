@@ -110,10 +110,12 @@ impl Proxy {
             let remote = decode_remote_error(link.format, &reply.body)?;
             return Err(Error::from_remote(remote, self.timeout));
         }
-        link.format.decode(&reply.body).map_err(|source| Error::Codec {
-            what: format!("the reply of `{method}`"),
-            source,
-        })
+        link.format
+            .decode(&reply.body)
+            .map_err(|source| Error::Codec {
+                what: format!("the reply of `{method}`"),
+                source,
+            })
     }
 
     /// Sends a call to `method` that gets no reply, and returns once it is queued for sending.
@@ -121,7 +123,11 @@ impl Proxy {
     /// # Errors
     ///
     /// [`Error::Connect`] and the like if the call cannot be sent; nothing tells whether it ran.
-    pub async fn call_oneway<A: Serialize + ?Sized>(&self, method: &str, args: &A) -> Result<(), Error> {
+    pub async fn call_oneway<A: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        args: &A,
+    ) -> Result<(), Error> {
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = self.invoke_frame(&link, Flags::ONEWAY, request_id, method, args)?;
@@ -175,7 +181,13 @@ impl Proxy {
     }
 
     /// Sends `frame` and waits for the frame that answers `request_id`, within the timeout.
-    async fn round_trip(&self, link: &Link, request_id: u64, frame: bytes::Bytes, cancellable: bool) -> Result<Message, Error> {
+    async fn round_trip(
+        &self,
+        link: &Link,
+        request_id: u64,
+        frame: bytes::Bytes,
+        cancellable: bool,
+    ) -> Result<Message, Error> {
         let reply = link.pending.insert(request_id)?;
         // From here on, a caller that stops waiting (timeout, or the future dropped) must
         // withdraw the call, and tell the daemon to stop working on it.
@@ -214,12 +226,20 @@ impl Proxy {
             }
         };
         let link = Arc::new(Link::connect(location, object, &self.shared.config).await?);
-        *self.shared.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(link.clone());
+        *self
+            .shared
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(link.clone());
         Ok(link)
     }
 
     fn current_link(&self) -> Option<Arc<Link>> {
-        let link = self.shared.link.lock().unwrap_or_else(PoisonError::into_inner);
+        let link = self
+            .shared
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         link.as_ref().filter(|link| link.is_open()).cloned()
     }
 }
@@ -235,7 +255,8 @@ impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
         if self.link.pending.remove(self.request_id) && self.cancellable {
             // Best effort: if the queue is full the daemon still drops the work at the deadline.
-            if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, self.request_id, &[], 0) {
+            if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, self.request_id, &[], 0)
+            {
                 let _ = self.link.frames.try_send(cancel);
             }
         }
@@ -246,7 +267,13 @@ fn lost() -> Error {
     Error::ConnectionLost("the connection closed while sending".into())
 }
 
-fn trace_call<T>(uri: &Uri, method: &str, request_id: u64, started: Instant, result: &Result<T, Error>) {
+fn trace_call<T>(
+    uri: &Uri,
+    method: &str,
+    request_id: u64,
+    started: Instant,
+    result: &Result<T, Error>,
+) {
     tracing::debug!(
         target: "rpc_core::proxy",
         %uri,

@@ -176,7 +176,11 @@ fn parse_host_port(text: &str) -> Result<HostPort, &'static str> {
             .ok_or("an IPv6 address lacks its closing `]`")?;
         let port = match after {
             "" => None,
-            _ => Some(after.strip_prefix(':').ok_or("expected `:port` after `]`")?),
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("expected `:port` after `]`")?,
+            ),
         };
         (host, port)
     } else {
@@ -192,7 +196,10 @@ fn parse_host_port(text: &str) -> Result<HostPort, &'static str> {
         return Err("the host is empty");
     }
     let port = port
-        .map(|p| p.parse::<u16>().map_err(|_| "the port is not a number from 0 to 65535"))
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| "the port is not a number from 0 to 65535")
+        })
         .transpose()?;
     Ok(HostPort {
         host: host.to_owned(),
@@ -287,18 +294,30 @@ mod tests {
     fn parts_are_parsed() {
         assert_eq!(
             "PYRO:a@[::1]:7".parse(),
-            Ok(Uri::direct("a", Location::Tcp { host: "::1".into(), port: 7 }))
+            Ok(Uri::direct(
+                "a",
+                Location::Tcp {
+                    host: "::1".into(),
+                    port: 7
+                }
+            ))
         );
         assert_eq!(
             "pyroname:a@h".parse(),
             Ok(Uri::Name {
                 name: "a".into(),
-                nameserver: Some(HostPort { host: "h".into(), port: None })
+                nameserver: Some(HostPort {
+                    host: "h".into(),
+                    port: None
+                })
             })
         );
         assert_eq!(
             "PYROMETA:x,y".parse::<Uri>().unwrap(),
-            Uri::Meta { tags: vec!["x".into(), "y".into()], nameserver: None }
+            Uri::Meta {
+                tags: vec!["x".into(), "y".into()],
+                nameserver: None
+            }
         );
     }
 
@@ -328,9 +347,14 @@ mod tests {
     fn serializes_as_its_text() {
         let uri: Uri = "PYRO:o@h:1".parse().unwrap();
         let mut buf = bytes::BytesMut::new();
-        crate::codec::Format::Bincode.encode_into(&uri, &mut buf).unwrap();
+        crate::codec::Format::Bincode
+            .encode_into(&uri, &mut buf)
+            .unwrap();
         let text: String = crate::codec::Format::Bincode.decode(&buf).unwrap();
         assert_eq!(text, "PYRO:o@h:1");
-        assert_eq!(crate::codec::Format::Bincode.decode::<Uri>(&buf).unwrap(), uri);
+        assert_eq!(
+            crate::codec::Format::Bincode.decode::<Uri>(&buf).unwrap(),
+            uri
+        );
     }
 }

@@ -53,8 +53,10 @@ pub(crate) fn check(item: &ItemTrait) -> Result<(), syn::Error> {
             }
         })
         .collect();
-    let method_names: HashSet<String> =
-        methods.iter().map(|m| m.sig.ident.unraw().to_string()).collect();
+    let method_names: HashSet<String> = methods
+        .iter()
+        .map(|m| m.sig.ident.unraw().to_string())
+        .collect();
     for method in methods {
         check_method(method, &method_names, &mut errors);
     }
@@ -73,7 +75,10 @@ fn check_method(method: &TraitItemFn, method_names: &HashSet<String>, errors: &m
             format_args!("`{name}` is a method of every generated proxy; rename the remote method"),
         );
     }
-    if let Some(other) = name.strip_prefix("start_").filter(|other| method_names.contains(*other)) {
+    if let Some(other) = name
+        .strip_prefix("start_")
+        .filter(|other| method_names.contains(*other))
+    {
         errors.push(
             &sig.ident,
             format_args!("`{name}` collides with the blocking proxy's `start_` method for `{other}`; rename it"),
@@ -101,7 +106,10 @@ fn check_method(method: &TraitItemFn, method_names: &HashSet<String>, errors: &m
         errors.push(variadic, "remote methods cannot be variadic");
     }
     if let Some(body) = &method.default {
-        errors.push(body, "remote methods cannot have a default body; implement them in the `impl`");
+        errors.push(
+            body,
+            "remote methods cannot have a default body; implement them in the `impl`",
+        );
     }
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver))
@@ -111,18 +119,26 @@ fn check_method(method: &TraitItemFn, method_names: &HashSet<String>, errors: &m
         Some(FnArg::Receiver(receiver)) => {
             errors.push(receiver, "remote methods must take `&self`");
         }
-        _ => errors.push(&sig.ident, "remote methods must take `&self` as their first argument"),
+        _ => errors.push(
+            &sig.ident,
+            "remote methods must take `&self` as their first argument",
+        ),
     }
     for input in sig.inputs.iter().skip(1) {
         let FnArg::Typed(arg) = input else {
             continue;
         };
-        if !matches!(&*arg.pat, Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none()) {
+        if !matches!(&*arg.pat, Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none())
+        {
             errors.push(&arg.pat, "remote method arguments must be plain names");
         }
         check_owned(&arg.ty, "arguments", errors);
     }
-    let oneway: Vec<_> = method.attrs.iter().filter(|a| a.path().is_ident("oneway")).collect();
+    let oneway: Vec<_> = method
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("oneway"))
+        .collect();
     for attr in &oneway {
         if !matches!(attr.meta, syn::Meta::Path(_)) {
             errors.push(attr, "`#[oneway]` takes no arguments");
@@ -131,7 +147,10 @@ fn check_method(method: &TraitItemFn, method_names: &HashSet<String>, errors: &m
     if let ReturnType::Type(_, ty) = &sig.output {
         check_owned(ty, "return types", errors);
         if !oneway.is_empty() && !is_unit(ty) {
-            errors.push(ty, "a `#[oneway]` method must return `()`: its caller gets no reply");
+            errors.push(
+                ty,
+                "a `#[oneway]` method must return `()`: its caller gets no reply",
+            );
         }
     }
 }

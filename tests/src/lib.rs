@@ -1,1 +1,299 @@
-//! placeholder
+//! Services and helpers shared by the loopback tests in `tests/`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rpc_core::{Daemon, service};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use tokio::sync::{Mutex, Notify, watch};
+
+/// How long any test waits for something that should happen at once. Generous, because CI
+/// machines are slow and noisy; it bounds a hang, it does not synchronise.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A daemon on `127.0.0.1:0` with the default configuration.
+pub async fn spawn_daemon() -> Daemon {
+    Daemon::bind("127.0.0.1:0")
+        .await
+        .expect("binding 127.0.0.1:0")
+}
+
+/// Waits for `future`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {PATIENCE:?}"))
+}
+
+/// The error of [`Calc::divide`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DivError {
+    /// The divisor was zero.
+    #[error("division by zero")]
+    ByZero,
+}
+
+/// A service that exercises every kind of method.
+#[service]
+pub trait Calc {
+    /// Adds two numbers.
+    async fn add(&self, a: u64, b: u64) -> u64;
+    /// Returns its argument, so replies can be matched to requests.
+    async fn tag(&self, task: u32, seq: u32, text: String) -> (u32, u32, String);
+    /// Returns the payload it was sent.
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf;
+    /// Returns a payload of `len` bytes.
+    async fn fill(&self, len: u32) -> ByteBuf;
+    /// Fails with its own typed error on a zero divisor.
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, DivError>;
+    /// Never finishes; the probe sees when it starts and when the daemon drops it.
+    async fn hang(&self);
+    /// Waits until the probe's gate opens, then returns `value`.
+    async fn gated(&self, value: u64) -> u64;
+    /// Panics.
+    async fn boom(&self) -> u32;
+    /// Records a value without a reply.
+    #[oneway]
+    async fn record(&self, value: u64);
+    /// The values recorded so far.
+    async fn recorded(&self) -> Vec<u64>;
+    /// Takes no arguments and returns nothing.
+    async fn nothing(&self);
+}
+
+/// What the test can observe of a [`CalcImpl`] from outside.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// `hang` calls started.
+    pub hangs_started: Counter,
+    /// `hang` calls whose future the daemon dropped.
+    pub hangs_dropped: Counter,
+    /// Opens the gate of `gated`.
+    pub gate: Notify,
+    /// `gated` calls waiting at the gate.
+    pub gated_waiting: Counter,
+    recorded: Mutex<Vec<u64>>,
+    /// `record` calls seen.
+    pub records: Counter,
+}
+
+/// A counter whose value a test can wait for.
+#[derive(Debug)]
+pub struct Counter(watch::Sender<u64>);
+
+impl Default for Counter {
+    fn default() -> Counter {
+        Counter(watch::channel(0).0)
+    }
+}
+
+impl Counter {
+    /// Adds one.
+    pub fn bump(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        *self.0.borrow()
+    }
+
+    /// Waits until the value is at least `n`, failing the test after [`PATIENCE`].
+    pub async fn wait_for(&self, n: u64) {
+        let mut rx = self.0.subscribe();
+        within(&format!("counter reaching {n}"), rx.wait_for(|v| *v >= n))
+            .await
+            .expect("the counter's sender lives in the probe");
+    }
+}
+
+/// Bumps a counter when dropped.
+struct BumpOnDrop<'a>(&'a Counter);
+
+impl Drop for BumpOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
+/// The implementation of [`Calc`].
+#[derive(Debug, Default, Clone)]
+pub struct CalcImpl {
+    /// Shared with the test.
+    pub probe: Arc<Probe>,
+}
+
+impl Calc for CalcImpl {
+    async fn add(&self, a: u64, b: u64) -> u64 {
+        a + b
+    }
+
+    async fn tag(&self, task: u32, seq: u32, text: String) -> (u32, u32, String) {
+        // Yield so that replies come back in a different order than the requests.
+        if seq % 3 == 0 {
+            tokio::task::yield_now().await;
+        }
+        (task, seq, text)
+    }
+
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf {
+        payload
+    }
+
+    async fn fill(&self, len: u32) -> ByteBuf {
+        ByteBuf::from(vec![0xa5; len as usize])
+    }
+
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, DivError> {
+        a.checked_div(b).ok_or(DivError::ByZero)
+    }
+
+    async fn hang(&self) {
+        let _dropped = BumpOnDrop(&self.probe.hangs_dropped);
+        self.probe.hangs_started.bump();
+        std::future::pending::<()>().await;
+    }
+
+    async fn gated(&self, value: u64) -> u64 {
+        let opened = self.probe.gate.notified();
+        self.probe.gated_waiting.bump();
+        opened.await;
+        value
+    }
+
+    async fn boom(&self) -> u32 {
+        panic!("boom on purpose")
+    }
+
+    async fn record(&self, value: u64) {
+        self.probe.recorded.lock().await.push(value);
+        self.probe.records.bump();
+    }
+
+    async fn recorded(&self) -> Vec<u64> {
+        self.probe.recorded.lock().await.clone()
+    }
+
+    async fn nothing(&self) {}
+}
+
+/// A service whose instances count their own construction and destruction.
+#[service]
+pub trait Instance {
+    /// The serial number of the instance that serves the call.
+    async fn serial(&self) -> u64;
+}
+
+/// Counts instances of [`Counted`].
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    built: AtomicU64,
+    /// Instances dropped.
+    pub dropped: Counter,
+}
+
+impl Lifecycle {
+    /// Instances built so far.
+    pub fn built(&self) -> u64 {
+        self.built.load(Ordering::SeqCst)
+    }
+
+    /// A new instance, counted.
+    pub fn build(self: &Arc<Self>) -> InstanceSkeleton<Counted> {
+        let serial = self.built.fetch_add(1, Ordering::SeqCst);
+        InstanceSkeleton::new(Counted {
+            serial,
+            lifecycle: self.clone(),
+        })
+    }
+}
+
+/// An instance that reports its serial number and counts its drop.
+#[derive(Debug)]
+pub struct Counted {
+    serial: u64,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.lifecycle.dropped.bump();
+    }
+}
+
+impl Instance for Counted {
+    async fn serial(&self) -> u64 {
+        self.serial
+    }
+}
+
+/// A client that speaks the wire protocol by hand, to send what a proxy never would.
+#[derive(Debug)]
+pub struct RawClient {
+    stream: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+}
+
+impl RawClient {
+    /// Connects to the daemon's TCP address.
+    pub async fn connect(daemon: &Daemon) -> RawClient {
+        let address = daemon.local_addr().expect("a TCP daemon");
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connecting");
+        RawClient {
+            stream,
+            buf: bytes::BytesMut::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("sending");
+    }
+
+    /// Sends a handshake for `object` and returns the daemon's answer.
+    pub async fn handshake(&mut self, object: &str) -> rpc_core::protocol::Message {
+        use rpc_core::protocol::{Flags, Kind, Message};
+        let frame =
+            Message::encode(Kind::Handshake, Flags::NONE, 0, object.as_bytes(), 1 << 20).unwrap();
+        self.send(&frame).await;
+        self.receive().await.expect("a handshake reply")
+    }
+
+    /// The next frame from the daemon, or `None` once it closed the connection.
+    pub async fn receive(&mut self) -> Option<rpc_core::protocol::Message> {
+        use tokio::io::AsyncReadExt;
+        within("a frame from the daemon", async {
+            loop {
+                if let Some(message) =
+                    rpc_core::protocol::Message::decode(&mut self.buf, usize::MAX)
+                        .expect("a valid frame")
+                {
+                    return Some(message);
+                }
+                if self.stream.read_buf(&mut self.buf).await.expect("reading") == 0 {
+                    return None;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Decodes the `RemoteError` in a failure frame.
+    pub fn remote_error(message: &rpc_core::protocol::Message) -> rpc_core::RemoteError {
+        assert!(
+            message
+                .header
+                .flags
+                .contains(rpc_core::protocol::Flags::FAILURE),
+            "not a failure: {message:?}"
+        );
+        rpc_core::Format::Bincode
+            .decode(&message.body)
+            .expect("an encoded RemoteError")
+    }
+}

@@ -62,7 +62,14 @@ impl Object {
     /// An object whose instances `factory` builds, lazily, as `mode` says.
     pub(crate) fn factory(id: &str, mode: InstanceMode, factory: Factory) -> Object {
         let single = OnceLock::new();
-        Object::new(id, Instances::Built { mode, factory, single })
+        Object::new(
+            id,
+            Instances::Built {
+                mode,
+                factory,
+                single,
+            },
+        )
     }
 
     fn new(id: &str, instances: Instances) -> Object {
@@ -100,7 +107,11 @@ impl Object {
     ) -> Result<Arc<dyn Dispatch>, RemoteError> {
         let (mode, factory, single) = match &self.instances {
             Instances::Given(instance) => return Ok(instance.clone()),
-            Instances::Built { mode, factory, single } => (mode, factory, single),
+            Instances::Built {
+                mode,
+                factory,
+                single,
+            } => (mode, factory, single),
         };
         match mode {
             InstanceMode::Single => {
@@ -175,7 +186,10 @@ impl Registry {
     }
 
     pub(crate) fn ids(&self) -> Vec<String> {
-        self.objects.iter().map(|entry| entry.key().to_string()).collect()
+        self.objects
+            .iter()
+            .map(|entry| entry.key().to_string())
+            .collect()
     }
 }
 
@@ -215,7 +229,11 @@ mod tests {
         ] {
             let built = Arc::new(AtomicUsize::new(0));
             let object = counting(mode, &built);
-            assert_eq!(built.load(Ordering::SeqCst), 0, "{mode:?} must build lazily");
+            assert_eq!(
+                built.load(Ordering::SeqCst),
+                0,
+                "{mode:?} must build lazily"
+            );
             for _ in 0..sessions {
                 let mut session = None;
                 for _ in 0..calls_per_session {

@@ -138,7 +138,9 @@ impl Session {
             }
             None => {
                 tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, object = %id, "handshake for an unknown object");
-                let error = RemoteError::UnknownObject { object: id.into_owned() };
+                let error = RemoteError::UnknownObject {
+                    object: id.into_owned(),
+                };
                 let frame = failure_frame(self.format, Kind::HandshakeReply, request_id, &error);
                 let _ = self.frames.send(frame).await;
                 None
@@ -147,7 +149,11 @@ impl Session {
     }
 
     /// Acts on one message after the handshake.
-    async fn handle(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
+    async fn handle(
+        &mut self,
+        object: &Arc<Object>,
+        message: Message,
+    ) -> Result<(), ProtocolError> {
         let request_id = message.header.request_id;
         match message.header.kind {
             Kind::Invoke => self.start_call(object, message),
@@ -159,7 +165,8 @@ impl Session {
             }
             Kind::Ping => {
                 let max = self.shared.config.max_body_len();
-                let pong = Message::encode(Kind::Pong, Flags::NONE, request_id, &message.body, max)?;
+                let pong =
+                    Message::encode(Kind::Pong, Flags::NONE, request_id, &message.body, max)?;
                 let _ = self.frames.send(pong).await;
                 Ok(())
             }
@@ -196,7 +203,9 @@ impl Session {
                 .instance_for_call(&mut self.instance, invoke.method)
                 .and_then(|instance| instance.dispatch(&call))
         } else {
-            Err(RemoteError::UnknownObject { object: object.id().to_string() })
+            Err(RemoteError::UnknownObject {
+                object: object.id().to_string(),
+            })
         };
         let deadline = invoke.deadline;
         let frames = self.frames.clone();
@@ -250,8 +259,13 @@ impl Session {
     /// Tells the peer why the daemon closes the connection.
     async fn close(&mut self, error: ProtocolError) {
         tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "closing connection");
-        let error = RemoteError::Protocol { detail: error.to_string() };
-        let _ = self.frames.send(failure_frame(self.format, Kind::Close, 0, &error)).await;
+        let error = RemoteError::Protocol {
+            detail: error.to_string(),
+        };
+        let _ = self
+            .frames
+            .send(failure_frame(self.format, Kind::Close, 0, &error))
+            .await;
     }
 }
 

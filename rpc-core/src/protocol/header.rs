@@ -108,22 +108,37 @@ mod tests {
         let good = sample().encode();
         let mut bad = good;
         bad[0] = b'P';
-        assert!(matches!(Header::decode(&bad, 1 << 20), Err(ProtocolError::BadMagic(_))));
+        assert!(matches!(
+            Header::decode(&bad, 1 << 20),
+            Err(ProtocolError::BadMagic(_))
+        ));
         let mut bad = good;
         bad[5] = 9;
         assert_eq!(
             Header::decode(&bad, 1 << 20),
-            Err(ProtocolError::UnsupportedVersion { found: 9, supported: 1 })
+            Err(ProtocolError::UnsupportedVersion {
+                found: 9,
+                supported: 1
+            })
         );
         let mut bad = good;
         bad[6] = 0;
-        assert_eq!(Header::decode(&bad, 1 << 20), Err(ProtocolError::UnknownKind(0)));
+        assert_eq!(
+            Header::decode(&bad, 1 << 20),
+            Err(ProtocolError::UnknownKind(0))
+        );
         let mut bad = good;
         bad[7] = 0x80;
-        assert_eq!(Header::decode(&bad, 1 << 20), Err(ProtocolError::UnknownFlags(0x80)));
+        assert_eq!(
+            Header::decode(&bad, 1 << 20),
+            Err(ProtocolError::UnknownFlags(0x80))
+        );
         assert_eq!(
             Header::decode(&good, 10),
-            Err(ProtocolError::MessageTooLarge { size: 0x0a0b + 20, limit: 30 })
+            Err(ProtocolError::MessageTooLarge {
+                size: 0x0a0b + 20,
+                limit: 30
+            })
         );
     }
 }

@@ -36,7 +36,10 @@ impl<'a> Invoke<'a> {
     ) -> Result<(), ProtocolError> {
         let name_len = u8::try_from(method.len()).map_err(|_| ProtocolError::Malformed {
             what: "method name",
-            detail: format!("{} bytes long, the limit is {MAX_METHOD_NAME_LEN}", method.len()),
+            detail: format!(
+                "{} bytes long, the limit is {MAX_METHOD_NAME_LEN}",
+                method.len()
+            ),
         })?;
         let millis = deadline.map_or(0, |d| {
             let rounded_up = d.as_nanos().div_ceil(1_000_000).max(1);
@@ -102,7 +105,10 @@ mod tests {
         assert_eq!(Invoke::decode(&buf).unwrap().deadline, None);
         buf.clear();
         Invoke::write_prefix(&mut buf, Some(Duration::from_micros(10)), "m").unwrap();
-        assert_eq!(Invoke::decode(&buf).unwrap().deadline, Some(Duration::from_millis(1)));
+        assert_eq!(
+            Invoke::decode(&buf).unwrap().deadline,
+            Some(Duration::from_millis(1))
+        );
     }
 
     #[test]

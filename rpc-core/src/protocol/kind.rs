@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn unknown_flag_bits_are_refused() {
         assert_eq!(Flags::from_u8(0b11), Ok(Flags::ONEWAY | Flags::FAILURE));
-        assert_eq!(Flags::from_u8(0b100), Err(ProtocolError::UnknownFlags(0b100)));
+        assert_eq!(
+            Flags::from_u8(0b100),
+            Err(ProtocolError::UnknownFlags(0b100))
+        );
         assert!((Flags::ONEWAY | Flags::FAILURE).contains(Flags::FAILURE));
         assert!(!Flags::ONEWAY.contains(Flags::FAILURE));
     }

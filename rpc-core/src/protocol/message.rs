@@ -23,7 +23,10 @@ impl Message {
     ///
     /// A [`ProtocolError`] for a header that breaks the protocol or announces a body longer than
     /// `max_body_len`.
-    pub fn decode(src: &mut BytesMut, max_body_len: usize) -> Result<Option<Message>, ProtocolError> {
+    pub fn decode(
+        src: &mut BytesMut,
+        max_body_len: usize,
+    ) -> Result<Option<Message>, ProtocolError> {
         let Some(header_bytes) = src.get(..HEADER_LEN) else {
             return Ok(None);
         };
@@ -148,7 +151,10 @@ mod tests {
         let mut buf = BytesMut::from(&frame[..HEADER_LEN]);
         assert_eq!(
             Message::decode(&mut buf, 63),
-            Err(ProtocolError::MessageTooLarge { size: 84, limit: 83 })
+            Err(ProtocolError::MessageTooLarge {
+                size: 84,
+                limit: 83
+            })
         );
         assert_eq!(Message::announced_len(&buf), Some(84));
     }
@@ -159,7 +165,10 @@ mod tests {
         frame.body_mut().put_slice(&[1; 10]);
         assert_eq!(
             frame.finish(9),
-            Err(ProtocolError::MessageTooLarge { size: 30, limit: 29 })
+            Err(ProtocolError::MessageTooLarge {
+                size: 30,
+                limit: 29
+            })
         );
     }
 }

@@ -38,7 +38,11 @@ impl Drop for Link {
 
 impl Link {
     /// Connects to `location`, performs the handshake for `object`, and starts the tasks.
-    pub(crate) async fn connect(location: &Location, object: &str, config: &Config) -> Result<Link, Error> {
+    pub(crate) async fn connect(
+        location: &Location,
+        object: &str,
+        config: &Config,
+    ) -> Result<Link, Error> {
         let address = location.to_string();
         let connect_error = |source| Error::Connect {
             address: address.clone(),
@@ -47,7 +51,9 @@ impl Link {
         let opening = async {
             match location {
                 Location::Tcp { host, port } => {
-                    let stream = TcpStream::connect((host.as_str(), *port)).await.map_err(connect_error)?;
+                    let stream = TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(connect_error)?;
                     // Small calls must not wait for Nagle's algorithm.
                     stream.set_nodelay(true).map_err(connect_error)?;
                     let (read, write) = stream.into_split();
@@ -64,18 +70,32 @@ impl Link {
             Ok(link) => link,
             Err(_) => Err(connect_error(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("no connection and handshake within {:?} (see `Config::connect_timeout`)", config.connect_timeout),
+                format!(
+                    "no connection and handshake within {:?} (see `Config::connect_timeout`)",
+                    config.connect_timeout
+                ),
             ))),
         }
     }
 
-    async fn handshake<R, W>(read: R, mut write: W, object: &str, config: &Config) -> Result<Link, Error>
+    async fn handshake<R, W>(
+        read: R,
+        mut write: W,
+        object: &str,
+        config: &Config,
+    ) -> Result<Link, Error>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let max_body_len = config.max_body_len();
-        let hello = Message::encode(Kind::Handshake, Flags::NONE, 0, object.as_bytes(), max_body_len)?;
+        let hello = Message::encode(
+            Kind::Handshake,
+            Flags::NONE,
+            0,
+            object.as_bytes(),
+            max_body_len,
+        )?;
         write
             .write_all(&hello)
             .await
@@ -84,7 +104,11 @@ impl Link {
         let format = Format::Bincode;
         let reply = match reader.read_message().await {
             Ok(Some(reply)) => reply,
-            Ok(None) => return Err(Error::ConnectionLost("the daemon closed the connection during the handshake".into())),
+            Ok(None) => {
+                return Err(Error::ConnectionLost(
+                    "the daemon closed the connection during the handshake".into(),
+                ));
+            }
             Err(error) => return Err(read_error(error).to_error()),
         };
         match reply.header.kind {
@@ -103,12 +127,19 @@ impl Link {
         }
         let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let pending = Arc::new(Pending::default());
-        let reading = tokio::spawn(read_replies(reader, pending.clone(), frames.clone(), format));
+        let reading = tokio::spawn(read_replies(
+            reader,
+            pending.clone(),
+            frames.clone(),
+            format,
+        ));
         let writing = {
             let pending = pending.clone();
             tokio::spawn(async move {
                 if let Err(error) = write_frames(write, outgoing).await {
-                    pending.end(Ended::Lost(format!("writing to the daemon failed: {error}")));
+                    pending.end(Ended::Lost(format!(
+                        "writing to the daemon failed: {error}"
+                    )));
                 }
             })
         };
@@ -146,7 +177,13 @@ async fn read_replies<R: AsyncRead + Unpin>(
                 pending.complete(header.request_id, message);
             }
             Kind::Ping => {
-                let pong = Message::encode(Kind::Pong, Flags::NONE, header.request_id, &message.body, usize::MAX);
+                let pong = Message::encode(
+                    Kind::Pong,
+                    Flags::NONE,
+                    header.request_id,
+                    &message.body,
+                    usize::MAX,
+                );
                 if let Ok(pong) = pong {
                     let _ = frames.send(pong).await;
                 }
@@ -157,7 +194,9 @@ async fn read_replies<R: AsyncRead + Unpin>(
             Kind::Close => {
                 let reason = match decode_remote_error(format, &message.body) {
                     Ok(remote) => format!("the daemon closed the connection: {remote}"),
-                    Err(error) => format!("the daemon closed the connection with an unreadable reason: {error}"),
+                    Err(error) => format!(
+                        "the daemon closed the connection with an unreadable reason: {error}"
+                    ),
                 };
                 break Ended::Lost(reason);
             }

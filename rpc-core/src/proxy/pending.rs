@@ -44,7 +44,9 @@ struct State {
 impl Pending {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The lock is never held across a panic point, but recover anyway.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers a call that waits for a reply.
@@ -52,7 +54,10 @@ impl Pending {
     /// # Errors
     ///
     /// The connection's end, if it has ended.
-    pub(crate) fn insert(&self, request_id: u64) -> Result<oneshot::Receiver<Result<Message, Error>>, Error> {
+    pub(crate) fn insert(
+        &self,
+        request_id: u64,
+    ) -> Result<oneshot::Receiver<Result<Message, Error>>, Error> {
         let mut state = self.state();
         if let Some(ended) = &state.ended {
             return Err(ended.to_error());
@@ -106,7 +111,9 @@ mod tests {
 
     fn reply(id: u64) -> Message {
         let frame = Message::encode(Kind::Reply, Flags::NONE, id, b"", 0).unwrap();
-        Message::decode(&mut bytes::BytesMut::from(&frame[..]), 0).unwrap().unwrap()
+        Message::decode(&mut bytes::BytesMut::from(&frame[..]), 0)
+            .unwrap()
+            .unwrap()
     }
 
     #[tokio::test]
@@ -119,7 +126,10 @@ mod tests {
         assert!(pending.complete(1, reply(1)));
         assert_eq!(first.await.unwrap().unwrap().header.request_id, 1);
         assert_eq!(second.await.unwrap().unwrap().header.request_id, 2);
-        assert!(!pending.remove(1) && !pending.remove(2), "completed calls are gone");
+        assert!(
+            !pending.remove(1) && !pending.remove(2),
+            "completed calls are gone"
+        );
     }
 
     #[tokio::test]
@@ -127,7 +137,9 @@ mod tests {
         let pending = Pending::default();
         let waiting = pending.insert(1).unwrap();
         pending.end(Ended::Lost("gone".into()));
-        assert!(matches!(waiting.await.unwrap(), Err(Error::ConnectionLost(reason)) if reason == "gone"));
+        assert!(
+            matches!(waiting.await.unwrap(), Err(Error::ConnectionLost(reason)) if reason == "gone")
+        );
         assert!(matches!(pending.insert(2), Err(Error::ConnectionLost(_))));
         assert!(pending.has_ended());
     }

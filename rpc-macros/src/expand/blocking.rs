@@ -9,7 +9,11 @@ use crate::model::{Method, Service};
 use crate::names;
 
 pub(super) fn expand(service: &Service) -> TokenStream {
-    let Service { vis, ident, methods } = service;
+    let Service {
+        vis,
+        ident,
+        methods,
+    } = service;
     let blocking = names::blocking_proxy(ident);
     let proxy = names::proxy(ident);
     let doc = format!(

@@ -7,7 +7,11 @@ use crate::model::Service;
 use crate::names;
 
 pub(super) fn expand(service: &Service) -> TokenStream {
-    let Service { vis, ident, methods } = service;
+    let Service {
+        vis,
+        ident,
+        methods,
+    } = service;
     let skeleton = names::skeleton(ident);
     let doc = format!(
         "Server skeleton of [`{ident}`]: wraps an implementation so a \

@@ -1,0 +1,185 @@
+//! Every failure a caller can tell apart, and the daemon surviving them.
+
+use std::time::Instant;
+
+use rpc_core::{CallError, Daemon, Error, Location, Proxy, Uri};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, DivError, PATIENCE, spawn_daemon, within};
+
+async fn calc() -> (Daemon, CalcProxy, CalcImpl) {
+    let daemon = spawn_daemon().await;
+    let implementation = CalcImpl::default();
+    let uri = daemon
+        .register_as("calc", CalcSkeleton::new(implementation.clone()))
+        .unwrap();
+    (daemon, CalcProxy::new(uri), implementation)
+}
+
+#[tokio::test]
+async fn the_remote_methods_own_error_arrives_typed() {
+    let (_daemon, calc, _) = calc().await;
+    match calc.divide(1, 0).await {
+        Err(CallError::Method(DivError::ByZero)) => {}
+        other => panic!("expected the method's own error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_object_is_refused_at_the_handshake() {
+    let (daemon, _, _) = calc().await;
+    let calc = CalcProxy::new(daemon.uri_for("no.such.object"));
+    let error = calc.add(1, 2).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::UnknownObject(id) if id == "no.such.object"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("no.such.object"));
+}
+
+#[tokio::test]
+async fn an_unknown_method_is_reported_with_its_name() {
+    let (_daemon, calc, _) = calc().await;
+    let error = calc
+        .proxy()
+        .call::<_, u64>("subtract", &(1u64, 2u64))
+        .await
+        .unwrap_err();
+    match error {
+        Error::UnknownMethod { object, method } => {
+            assert_eq!((object.as_str(), method.as_str()), ("calc", "subtract"))
+        }
+        other => panic!("expected UnknownMethod, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_argument_types_are_bad_arguments() {
+    let (_daemon, calc, _) = calc().await;
+    let error = calc
+        .proxy()
+        .call::<_, u64>("add", &("one", "two"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::BadArguments { method, .. } if method == "add"),
+        "{error}"
+    );
+    // Too few and too many arguments too.
+    let error = calc
+        .proxy()
+        .call::<_, u64>("add", &(1u64,))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::BadArguments { .. }), "{error}");
+    let error = calc
+        .proxy()
+        .call::<_, u64>("add", &(1u64, 2u64, 3u64))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::BadArguments { .. }), "{error}");
+    assert_eq!(
+        calc.add(1, 2).await.unwrap(),
+        3,
+        "the connection still serves"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_of_the_wrong_type_is_a_codec_error() {
+    let (_daemon, calc, _) = calc().await;
+    let error = calc
+        .proxy()
+        .call::<_, String>("add", &(1u64, 2u64))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Codec { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_panicking_method_is_reported_and_the_daemon_keeps_serving() {
+    let (_daemon, calc, _) = calc().await;
+    let other_client = CalcProxy::new(calc.proxy().uri().clone());
+    let error = calc.boom().await.unwrap_err();
+    match &error {
+        Error::RemotePanic { method, message } => {
+            assert_eq!(method, "boom");
+            assert!(message.contains("boom on purpose"), "{message}");
+        }
+        other => panic!("expected RemotePanic, got {other:?}"),
+    }
+    assert!(!error.is_communication());
+    assert_eq!(
+        calc.add(1, 1).await.unwrap(),
+        2,
+        "the same connection still serves"
+    );
+    assert_eq!(other_client.add(2, 2).await.unwrap(), 4, "and so do others");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connect_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let uri = Uri::direct(
+        "x",
+        Location::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+    );
+    let error = CalcProxy::new(uri).add(1, 2).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Connect { address, .. } if address.ends_with(&port.to_string())),
+        "{error}"
+    );
+    assert!(error.is_communication());
+}
+
+#[tokio::test]
+async fn a_killed_connection_fails_every_call_in_flight_at_once() {
+    let (daemon, calc, implementation) = calc().await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let calc = calc.clone();
+            tokio::spawn(async move { calc.hang().await })
+        })
+        .collect();
+    implementation.probe.hangs_started.wait_for(20).await;
+    let killed = Instant::now();
+    drop(daemon);
+    for call in calls {
+        let error = within("an in-flight call failing", call)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(error, Error::ConnectionLost(_)), "{error}");
+    }
+    assert!(killed.elapsed() < PATIENCE);
+    implementation.probe.hangs_dropped.wait_for(20).await;
+}
+
+#[tokio::test]
+async fn the_next_call_after_a_lost_connection_reconnects() {
+    let (daemon, calc, implementation) = calc().await;
+    let address = daemon.local_addr().unwrap();
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    drop(daemon);
+    let error = calc.add(1, 1).await.unwrap_err();
+    assert!(error.is_communication(), "{error}");
+
+    let restarted = Daemon::bind(address).await.unwrap();
+    restarted
+        .register_as("calc", CalcSkeleton::new(implementation))
+        .unwrap();
+    assert_eq!(calc.add(2, 2).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn names_are_not_connected_to_directly() {
+    let proxy = Proxy::new("PYRONAME:some.name".parse().unwrap());
+    let error = proxy
+        .call::<_, u64>("add", &(1u64, 2u64))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::UnusableUri { .. }), "{error}");
+}
