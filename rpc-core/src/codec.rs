@@ -69,10 +69,14 @@ fn decode_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     const KIB: usize = 1024;
     let decoded = match bytes.len() {
         0..=256 => bincode::serde::decode_from_slice(bytes, config::<{ 4 * KIB }>()),
-        ..=4096 => bincode::serde::decode_from_slice(bytes, config::<{ 64 * KIB }>()),
-        ..=65_536 => bincode::serde::decode_from_slice(bytes, config::<{ KIB * KIB }>()),
-        ..=1_048_576 => bincode::serde::decode_from_slice(bytes, config::<{ 16 * KIB * KIB }>()),
-        ..=16_777_216 => bincode::serde::decode_from_slice(bytes, config::<{ 256 * KIB * KIB }>()),
+        257..=4096 => bincode::serde::decode_from_slice(bytes, config::<{ 64 * KIB }>()),
+        4097..=65_536 => bincode::serde::decode_from_slice(bytes, config::<{ KIB * KIB }>()),
+        65_537..=1_048_576 => {
+            bincode::serde::decode_from_slice(bytes, config::<{ 16 * KIB * KIB }>())
+        }
+        1_048_577..=16_777_216 => {
+            bincode::serde::decode_from_slice(bytes, config::<{ 256 * KIB * KIB }>())
+        }
         _ => bincode::serde::decode_from_slice(bytes, config::<{ 1 << 36 }>()),
     };
     let (value, used) = decoded.map_err(|error| match error {

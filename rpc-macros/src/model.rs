@@ -32,12 +32,12 @@ pub(crate) enum Output {
     /// `()`, written or implied.
     Unit,
     /// A plain value.
-    Value(Type),
+    Value(Box<Type>),
     /// `Result<T, E>`: the proxy keeps `E` typed in `CallError::Method`.
     Result {
         /// The whole `Result<T, E>` type, as written.
-        whole: Type,
-        ok: Type,
-        err: Type,
+        whole: Box<Type>,
+        ok: Box<Type>,
+        err: Box<Type>,
     },
 }

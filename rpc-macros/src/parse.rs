@@ -61,26 +61,25 @@ fn output(output: &ReturnType) -> Output {
         ReturnType::Type(_, ty) if is_unit(ty) => return Output::Unit,
         ReturnType::Type(_, ty) => ty,
     };
-    if let Type::Path(path) = &**ty {
-        if let Some(last) = path.path.segments.last() {
-            if let PathArguments::AngleBracketed(generic) = &last.arguments {
-                let types: Vec<&Type> = generic
-                    .args
-                    .iter()
-                    .filter_map(|arg| match arg {
-                        GenericArgument::Type(ty) => Some(ty),
-                        _ => None,
-                    })
-                    .collect();
-                if last.ident == "Result" && generic.args.len() == 2 && types.len() == 2 {
-                    return Output::Result {
-                        whole: (**ty).clone(),
-                        ok: types[0].clone(),
-                        err: types[1].clone(),
-                    };
-                }
-            }
+    if let Type::Path(path) = &**ty
+        && let Some(last) = path.path.segments.last()
+        && let PathArguments::AngleBracketed(generic) = &last.arguments
+    {
+        let types: Vec<&Type> = generic
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect();
+        if last.ident == "Result" && generic.args.len() == 2 && types.len() == 2 {
+            return Output::Result {
+                whole: ty.clone(),
+                ok: Box::new(types[0].clone()),
+                err: Box::new(types[1].clone()),
+            };
         }
     }
-    Output::Value((**ty).clone())
+    Output::Value(ty.clone())
 }

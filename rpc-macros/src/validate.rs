@@ -85,7 +85,7 @@ fn check_method(method: &TraitItemFn, method_names: &HashSet<String>, errors: &m
         );
     }
     if sig.asyncness.is_none() {
-        errors.push(&sig.fn_token, "remote methods must be `async fn`");
+        errors.push(sig.fn_token, "remote methods must be `async fn`");
     }
     if let Some(constness) = &sig.constness {
         errors.push(constness, "remote methods cannot be `const`");

@@ -132,7 +132,7 @@ impl Calc for CalcImpl {
 
     async fn tag(&self, task: u32, seq: u32, text: String) -> (u32, u32, String) {
         // Yield so that replies come back in a different order than the requests.
-        if seq % 3 == 0 {
+        if seq.is_multiple_of(3) {
             tokio::task::yield_now().await;
         }
         (task, seq, text)

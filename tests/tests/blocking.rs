@@ -49,7 +49,7 @@ fn started_calls_run_concurrently_and_are_collected_later() {
     let calc = CalcBlockingProxy::new(uri);
     // Ten calls that can only finish together: all must be in flight at once.
     let pending: Vec<_> = (0..10u64).map(|i| calc.start_gated(i)).collect();
-    let probe = implementation.probe.clone();
+    let probe = implementation.probe;
     let opener = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

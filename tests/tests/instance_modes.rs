@@ -116,7 +116,7 @@ async fn object_ids_are_unique_per_daemon() {
     let first = daemon.register(lifecycle.build()).unwrap();
     let second = daemon.register(lifecycle.build()).unwrap();
     assert_ne!(first.object(), second.object());
-    let factory = lifecycle.clone();
+    let factory = lifecycle;
     let error = daemon
         .register_factory(first.object().unwrap(), InstanceMode::PerCall, move || {
             factory.build()

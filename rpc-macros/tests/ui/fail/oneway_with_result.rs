@@ -1,0 +1,7 @@
+#[rpc_core::service]
+pub trait Worker {
+    #[oneway]
+    async fn log(&self, line: String) -> bool;
+}
+
+fn main() {}
