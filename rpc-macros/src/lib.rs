@@ -1,9 +1,8 @@
 //! The `#[service]` attribute of `rpc-core`. Use it through `rpc_core::service`, whose
 //! documentation lists everything it generates.
 //!
-//! The pipeline copies thiserror's: [`parse`] turns the trait into a [`model`] while
-//! [`validate`] collects every mistake, [`names`] builds the generated identifiers, and
-//! [`expand`] writes the code.
+//! The pipeline copies thiserror's: `validate` collects every mistake, `parse` turns the
+//! trait into a `model`, `names` builds the generated identifiers, and `expand` writes the code.
 
 mod expand;
 mod model;
