@@ -103,9 +103,21 @@ impl Proxy {
     {
         let started = Instant::now();
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
-        let result = self.invoke(request_id, method, args).await;
+        let result = match self.invoke(request_id, method, args).await {
+            Ok((link, reply)) => self.decode_reply(&link, &reply, method),
+            Err(error) => Err(error),
+        };
         trace_call(&self.shared.uri, method, request_id, started, &result);
-        let (link, reply) = result?;
+        result
+    }
+
+    /// The value in a reply, or the error the daemon reported in its place.
+    fn decode_reply<R: DeserializeOwned>(
+        &self,
+        link: &Link,
+        reply: &Message,
+        method: &str,
+    ) -> Result<R, Error> {
         if reply.header.flags.contains(Flags::FAILURE) {
             let remote = decode_remote_error(link.format, &reply.body)?;
             return Err(Error::from_remote(remote, self.timeout));
