@@ -297,3 +297,20 @@ impl RawClient {
             .expect("an encoded RemoteError")
     }
 }
+
+/// A daemon serving a fresh [`CalcImpl`] under the object id `calc`, a proxy for it, and the
+/// implementation (whose probe the test watches).
+pub async fn serve_calc() -> (Daemon, CalcProxy, CalcImpl) {
+    let daemon = spawn_daemon().await;
+    let implementation = CalcImpl::default();
+    let uri = daemon
+        .register_as("calc", CalcSkeleton::new(implementation.clone()))
+        .expect("a fresh daemon has no `calc` yet");
+    (daemon, CalcProxy::new(uri), implementation)
+}
+
+/// Starts a call to [`Calc::hang`] in a task of its own.
+pub fn spawn_hang(calc: &CalcProxy) -> tokio::task::JoinHandle<Result<(), rpc_core::Error>> {
+    let calc = calc.clone();
+    tokio::spawn(async move { calc.hang().await })
+}

@@ -3,20 +3,11 @@
 use std::time::Instant;
 
 use rpc_core::{CallError, Daemon, Error, Location, Proxy, Uri};
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, DivError, PATIENCE, spawn_daemon, within};
-
-async fn calc() -> (Daemon, CalcProxy, CalcImpl) {
-    let daemon = spawn_daemon().await;
-    let implementation = CalcImpl::default();
-    let uri = daemon
-        .register_as("calc", CalcSkeleton::new(implementation.clone()))
-        .unwrap();
-    (daemon, CalcProxy::new(uri), implementation)
-}
+use rpc_tests::{CalcProxy, CalcSkeleton, DivError, PATIENCE, serve_calc, within};
 
 #[tokio::test]
 async fn the_remote_methods_own_error_arrives_typed() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     match calc.divide(1, 0).await {
         Err(CallError::Method(DivError::ByZero)) => {}
         other => panic!("expected the method's own error, got {other:?}"),
@@ -25,7 +16,7 @@ async fn the_remote_methods_own_error_arrives_typed() {
 
 #[tokio::test]
 async fn an_unknown_object_is_refused_at_the_handshake() {
-    let (daemon, _, _) = calc().await;
+    let (daemon, _, _) = serve_calc().await;
     let calc = CalcProxy::new(daemon.uri_for("no.such.object"));
     let error = calc.add(1, 2).await.unwrap_err();
     assert!(
@@ -37,7 +28,7 @@ async fn an_unknown_object_is_refused_at_the_handshake() {
 
 #[tokio::test]
 async fn an_unknown_method_is_reported_with_its_name() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let error = calc
         .proxy()
         .call::<_, u64>("subtract", &(1u64, 2u64))
@@ -53,7 +44,7 @@ async fn an_unknown_method_is_reported_with_its_name() {
 
 #[tokio::test]
 async fn wrong_argument_types_are_bad_arguments() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let error = calc
         .proxy()
         .call::<_, u64>("add", &("one", "two"))
@@ -85,7 +76,7 @@ async fn wrong_argument_types_are_bad_arguments() {
 
 #[tokio::test]
 async fn a_reply_of_the_wrong_type_is_a_codec_error() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let error = calc
         .proxy()
         .call::<_, String>("add", &(1u64, 2u64))
@@ -96,7 +87,7 @@ async fn a_reply_of_the_wrong_type_is_a_codec_error() {
 
 #[tokio::test]
 async fn a_panicking_method_is_reported_and_the_daemon_keeps_serving() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let other_client = CalcProxy::new(calc.proxy().uri().clone());
     let error = calc.boom().await.unwrap_err();
     match &error {
@@ -137,7 +128,7 @@ async fn a_closed_port_is_a_connect_error() {
 
 #[tokio::test]
 async fn a_killed_connection_fails_every_call_in_flight_at_once() {
-    let (daemon, calc, implementation) = calc().await;
+    let (daemon, calc, implementation) = serve_calc().await;
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let calc = calc.clone();
@@ -160,7 +151,7 @@ async fn a_killed_connection_fails_every_call_in_flight_at_once() {
 
 #[tokio::test]
 async fn the_next_call_after_a_lost_connection_reconnects() {
-    let (daemon, calc, implementation) = calc().await;
+    let (daemon, calc, implementation) = serve_calc().await;
     let address = daemon.local_addr().unwrap();
     assert_eq!(calc.add(1, 1).await.unwrap(), 2);
     drop(daemon);

@@ -4,21 +4,12 @@ use std::collections::HashSet;
 
 use futures_util::future::join_all;
 use rpc_core::Daemon;
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, spawn_daemon, within};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, within};
 use serde_bytes::ByteBuf;
-
-async fn calc() -> (Daemon, CalcProxy, CalcImpl) {
-    let daemon = spawn_daemon().await;
-    let implementation = CalcImpl::default();
-    let uri = daemon
-        .register(CalcSkeleton::new(implementation.clone()))
-        .unwrap();
-    (daemon, CalcProxy::new(uri), implementation)
-}
 
 #[tokio::test]
 async fn every_kind_of_method_round_trips() {
-    let (_daemon, calc, implementation) = calc().await;
+    let (_daemon, calc, implementation) = serve_calc().await;
     assert_eq!(calc.add(2, 40).await.unwrap(), 42);
     assert_eq!(
         calc.tag(1, 2, "x".into()).await.unwrap(),
@@ -34,7 +25,7 @@ async fn every_kind_of_method_round_trips() {
 
 #[tokio::test]
 async fn fifty_tasks_make_a_thousand_concurrent_calls_through_one_proxy() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let tasks: Vec<_> = (0..50u32)
         .map(|task| {
             let calc = calc.clone();
@@ -66,7 +57,7 @@ async fn fifty_tasks_make_a_thousand_concurrent_calls_through_one_proxy() {
 
 #[tokio::test]
 async fn large_payloads_travel_both_ways() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let echoed = calc.echo(ByteBuf::from(payload.clone())).await.unwrap();
     assert_eq!(echoed.into_vec(), payload);
@@ -107,7 +98,7 @@ async fn ipv6_loopback_carries_calls() {
 
 #[tokio::test]
 async fn ping_measures_a_round_trip() {
-    let (_daemon, calc, _) = calc().await;
+    let (_daemon, calc, _) = serve_calc().await;
     let elapsed = calc.proxy().ping().await.unwrap();
     assert!(elapsed < rpc_tests::PATIENCE);
 }

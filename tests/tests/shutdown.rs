@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rpc_core::{Config, Error};
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, spawn_daemon, within};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, spawn_daemon, spawn_hang, within};
 use tokio::sync::oneshot;
 
 #[tokio::test]
@@ -71,16 +71,8 @@ async fn shutdown_gives_up_on_calls_that_outlast_the_grace_period() {
 
 #[tokio::test]
 async fn dropping_a_daemon_stops_its_tasks_and_instances() {
-    let daemon = spawn_daemon().await;
-    let implementation = CalcImpl::default();
-    let uri = daemon
-        .register(CalcSkeleton::new(implementation.clone()))
-        .unwrap();
-    let calc = CalcProxy::new(uri);
-    let call = tokio::spawn({
-        let calc = calc.clone();
-        async move { calc.hang().await }
-    });
+    let (daemon, calc, implementation) = serve_calc().await;
+    let call = spawn_hang(&calc);
     implementation.probe.hangs_started.wait_for(1).await;
     drop(daemon);
     implementation.probe.hangs_dropped.wait_for(1).await;

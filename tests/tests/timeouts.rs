@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rpc_core::{Config, Error, Proxy};
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, spawn_daemon};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, spawn_daemon, spawn_hang};
 
 #[tokio::test]
 async fn a_call_that_outlives_its_timeout_fails_and_the_daemon_drops_the_work() {
@@ -27,16 +27,8 @@ async fn a_call_that_outlives_its_timeout_fails_and_the_daemon_drops_the_work() 
 
 #[tokio::test]
 async fn dropping_a_call_future_cancels_the_call_at_the_daemon() {
-    let daemon = spawn_daemon().await;
-    let implementation = CalcImpl::default();
-    let uri = daemon
-        .register(CalcSkeleton::new(implementation.clone()))
-        .unwrap();
-    let calc = CalcProxy::new(uri);
-    let call = tokio::spawn({
-        let calc = calc.clone();
-        async move { calc.hang().await }
-    });
+    let (_daemon, calc, implementation) = serve_calc().await;
+    let call = spawn_hang(&calc);
     implementation.probe.hangs_started.wait_for(1).await;
     call.abort();
     implementation.probe.hangs_dropped.wait_for(1).await;
