@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::NameServerConfig;
 use crate::protocol::HEADER_LEN;
 
 /// The default limit on one message, header included: 8 MiB, as tarpc (gRPC uses 4 MiB).
@@ -44,6 +45,11 @@ pub struct Config {
     pub max_calls_per_connection: usize,
     /// Daemon: how long a graceful shutdown waits for calls in flight. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Daemon: the host to put in the URIs it hands out. Default `None`: the bound address,
+    /// or for a daemon bound to `0.0.0.0` or `[::]` the address of a non-loopback interface.
+    pub advertise_host: Option<String>,
+    /// Proxy: how to find a nameserver for `PYRONAME:` and `PYROMETA:` URIs.
+    pub nameserver: NameServerConfig,
 }
 
 impl Default for Config {
@@ -57,6 +63,8 @@ impl Default for Config {
             max_connections: 1024,
             max_calls_per_connection: 128,
             shutdown_grace: Duration::from_secs(5),
+            advertise_host: None,
+            nameserver: NameServerConfig::default(),
         }
     }
 }

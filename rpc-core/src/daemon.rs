@@ -1,5 +1,6 @@
 //! `Daemon`: listens on one socket, hosts objects under object ids, serves their calls.
 
+mod advertise;
 mod registry;
 mod session;
 
@@ -68,6 +69,7 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// ```
 pub struct Daemon {
     shared: Arc<Shared>,
+    local_addr: Option<SocketAddr>,
     accept: Option<JoinHandle<()>>,
     socket_file: Option<PathBuf>,
 }
@@ -91,7 +93,9 @@ enum Listener {
 impl Daemon {
     /// Listens on a TCP address (IPv4 or IPv6) with the default [`Config`].
     ///
-    /// Port 0 picks a free port; [`location`](Daemon::location) tells which.
+    /// Port 0 picks a free port; [`location`](Daemon::location) tells which. A daemon bound to
+    /// an unspecified address (`0.0.0.0`, `[::]`) never hands out URIs naming it: it advertises
+    /// [`Config::advertise_host`], or else the address of a non-loopback interface.
     ///
     /// # Errors
     ///
@@ -116,13 +120,14 @@ impl Daemon {
         let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         let location = Location::Tcp {
-            host: local.ip().to_string(),
+            host: advertise::advertised_host(local, config.advertise_host.as_deref()),
             port: local.port(),
         };
         Ok(Daemon::start(
             Listener::Tcp(listener),
             location,
             config,
+            Some(local),
             None,
         ))
     }
@@ -144,6 +149,7 @@ impl Daemon {
             Listener::Unix(listener),
             location,
             config,
+            None,
             Some(path.to_owned()),
         ))
     }
@@ -152,6 +158,7 @@ impl Daemon {
         listener: Listener,
         location: Location,
         config: Config,
+        local_addr: Option<SocketAddr>,
         socket_file: Option<PathBuf>,
     ) -> Daemon {
         let shared = Arc::new(Shared {
@@ -165,6 +172,7 @@ impl Daemon {
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Daemon {
             shared,
+            local_addr,
             accept: Some(accept),
             socket_file,
         }
@@ -175,12 +183,10 @@ impl Daemon {
         &self.shared.location
     }
 
-    /// The TCP address the daemon listens on, if it listens on TCP.
+    /// The TCP address the daemon listens on, if it listens on TCP (`0.0.0.0:port` for a
+    /// daemon bound to every interface; [`location`](Daemon::location) has what it advertises).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        match &self.shared.location {
-            Location::Tcp { host, port } => host.parse().ok().map(|ip| SocketAddr::new(ip, *port)),
-            Location::Unix(_) => None,
-        }
+        self.local_addr
     }
 
     /// The daemon's configuration.

@@ -5,6 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::codec::CodecError;
+use crate::naming::NamingError;
 use crate::protocol::{ProtocolError, RemoteError};
 use crate::uri::UriError;
 
@@ -93,6 +94,19 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// No nameserver could be found.
+    #[error(
+        "no nameserver found (tried: {}); name one with RPC_NS_HOST and RPC_NS_PORT or \
+         `Config::nameserver`",
+        tried.join("; ")
+    )]
+    NameServerNotFound {
+        /// Each place tried, and why it failed.
+        tried: Vec<String>,
+    },
+    /// The nameserver refused a lookup or registration.
+    #[error(transparent)]
+    Naming(#[from] NamingError),
     /// An object is already registered with the daemon under this id.
     #[error("an object is already registered under the id `{0}`")]
     DuplicateObject(String),

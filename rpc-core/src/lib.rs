@@ -49,6 +49,8 @@
 //! - [`protocol`]: the wire format, byte by byte, with no I/O.
 //! - [`Daemon`], [`InstanceMode`], [`Dispatch`]: the server side.
 //! - [`Proxy`], [`PendingCall`]: the client side, async and blocking.
+//! - [`NameServer`], [`locate_ns`]: the naming contract; `PYRONAME:` and `PYROMETA:` URIs
+//!   resolve through it.
 //! - [`Uri`], [`Config`], [`Error`]: addresses, settings, failures.
 
 mod blocking;
@@ -58,6 +60,7 @@ mod connection;
 mod daemon;
 mod dispatch;
 mod error;
+mod naming;
 pub mod protocol;
 mod proxy;
 mod uri;
@@ -65,12 +68,20 @@ mod uri;
 #[doc(hidden)]
 pub mod __private;
 
+// Lets `#[service]` output, which names `::rpc_core`, compile inside this crate too.
+extern crate self as rpc_core;
+
 pub use blocking::PendingCall;
 pub use codec::{CodecError, Format};
 pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE};
 pub use daemon::{Daemon, InstanceMode};
 pub use dispatch::{Call, Dispatch, DispatchFuture};
 pub use error::{CallError, Error};
+pub use naming::{
+    DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, MetadataQuery,
+    NAMESERVER_OBJECT_ID, NameFilter, NameServer, NameServerBlockingProxy, NameServerConfig,
+    NameServerProxy, NameServerSkeleton, NamingError, Registration, locate_ns,
+};
 pub use protocol::RemoteError;
 pub use proxy::Proxy;
 pub use uri::{HostPort, Location, Uri, UriError};

@@ -228,14 +228,18 @@ impl Proxy {
         if let Some(link) = self.current_link() {
             return Ok(link);
         }
-        let (object, location) = match &self.shared.uri {
-            Uri::Direct { object, location } => (object, location),
-            other => {
-                return Err(Error::UnusableUri {
-                    uri: other.to_string(),
-                    reason: "only `PYRO:` URIs can be connected to directly".into(),
-                });
-            }
+        // Names resolve at every (re)connect, so a worker restarted elsewhere is found.
+        let resolved = Box::pin(crate::naming::resolve(
+            &self.shared.uri,
+            &self.shared.config,
+        ))
+        .await?;
+        let Uri::Direct { object, location } = &resolved else {
+            return Err(Error::UnusableUri {
+                uri: resolved.to_string(),
+                reason: "the nameserver returned a URI that does not name an object directly"
+                    .into(),
+            });
         };
         let link = Arc::new(Link::connect(location, object, &self.shared.config).await?);
         *self

@@ -166,11 +166,24 @@ async fn the_next_call_after_a_lost_connection_reconnects() {
 }
 
 #[tokio::test]
-async fn names_are_not_connected_to_directly() {
-    let proxy = Proxy::new("PYRONAME:some.name".parse().unwrap());
+async fn a_name_without_a_nameserver_says_what_was_tried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut config = rpc_core::Config::default();
+    config.nameserver.broadcast = false;
+    config.nameserver.port = Some(port);
+    let proxy = Proxy::with_config("PYRONAME:some.name".parse().unwrap(), config);
     let error = proxy
         .call::<_, u64>("add", &(1u64, 2u64))
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::UnusableUri { .. }), "{error}");
+    match &error {
+        Error::NameServerNotFound { tried } => {
+            assert_eq!(tried.len(), 1, "{tried:?}");
+            assert!(tried[0].contains(&format!("127.0.0.1:{port}")), "{tried:?}");
+        }
+        other => panic!("expected NameServerNotFound, got {other:?}"),
+    }
+    assert!(error.to_string().contains("RPC_NS_HOST"), "{error}");
 }

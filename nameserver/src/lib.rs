@@ -1,0 +1,173 @@
+//! The nameserver: maps names to URIs so clients find objects by name (`PYRONAME:`), and answers
+//! UDP broadcast discovery so clients find the nameserver itself without an address.
+//!
+//! Start at [`start`], which binds a [`Daemon`](rpc_core::Daemon), hosts a [`NameServerImpl`]
+//! under `Pyro.NameServer` and starts a [`DiscoveryResponder`]. Clients use
+//! [`rpc_core::locate_ns`] and `PYRONAME:` URIs; the `nameserver` binary wraps both sides.
+//!
+//! # Layout
+//!
+//! - [`Registry`]: the data and its rules, no I/O.
+//! - [`NameServerImpl`]: the `NameServer` service over a registry.
+//! - [`DiscoveryResponder`]: the UDP responder.
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeSet;
+//!
+//! use nameserver::Options;
+//! use rpc_core::{Config, NameServerConfig, locate_ns};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ns = nameserver::start(Options::loopback(0)).await?;
+//! let port = ns.daemon().local_addr().unwrap().port();
+//!
+//! let mut config = Config::default();
+//! config.nameserver = NameServerConfig::at("127.0.0.1", port);
+//! let names = locate_ns(&config).await?;
+//! names.register("example.thing".into(), "PYRO:thing@127.0.0.1:4000".parse()?, true, BTreeSet::new()).await?;
+//! assert_eq!(names.lookup("example.thing".into()).await?.to_string(), "PYRO:thing@127.0.0.1:4000");
+//! assert_eq!(names.count().await?, 2, "the nameserver's own entry and ours");
+//! ns.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod discovery;
+mod registry;
+mod server;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use rpc_core::{
+    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, Daemon, Error, HostPort, NAMESERVER_OBJECT_ID,
+    NameServerSkeleton, Uri,
+};
+
+pub use discovery::DiscoveryResponder;
+pub use registry::{MAX_NAME_LEN, Registry, validate_name};
+pub use server::NameServerImpl;
+
+/// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// The host or address to listen on. Listening on loopback disables discovery; listening
+    /// on `0.0.0.0` serves every interface, each client being told the address that faces it.
+    pub host: String,
+    /// The TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Whether to answer broadcast discovery (never on loopback).
+    pub broadcast: bool,
+    /// The UDP port of discovery; 0 picks a free one.
+    pub broadcast_port: u16,
+    /// The daemon's settings, including `advertise_host`.
+    pub config: Config,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            host: "localhost".into(),
+            port: DEFAULT_NS_PORT,
+            broadcast: true,
+            broadcast_port: DEFAULT_BROADCAST_PORT,
+            config: Config::default(),
+        }
+    }
+}
+
+impl Options {
+    /// A nameserver on `127.0.0.1:port`, without discovery: for tests and single-machine use.
+    pub fn loopback(port: u16) -> Options {
+        Options {
+            host: "127.0.0.1".into(),
+            port,
+            ..Options::default()
+        }
+    }
+}
+
+/// A running nameserver. Dropping it stops it at once; [`shutdown`](Self::shutdown) stops it
+/// gracefully.
+#[derive(Debug)]
+pub struct RunningNameServer {
+    daemon: Daemon,
+    uri: Uri,
+    discovery: Option<DiscoveryResponder>,
+}
+
+/// Starts a nameserver as `options` say.
+///
+/// # Errors
+///
+/// [`Error::Bind`] if the TCP or UDP port cannot be bound.
+pub async fn start(options: Options) -> Result<RunningNameServer, Error> {
+    let address = HostPort {
+        host: options.host,
+        port: Some(options.port),
+    }
+    .to_string();
+    let daemon = Daemon::bind_with(address.as_str(), options.config).await?;
+    let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
+    daemon.register_as(
+        NAMESERVER_OBJECT_ID,
+        NameServerSkeleton::new(NameServerImpl::new(uri.clone())),
+    )?;
+    let bound = daemon
+        .local_addr()
+        .expect("a daemon bound to TCP has a local address");
+    let discovery = if options.broadcast && !bound.ip().is_loopback() {
+        let address = SocketAddr::new(bound.ip(), options.broadcast_port);
+        let responder = DiscoveryResponder::bind(address, uri.clone(), bound.ip().is_unspecified())
+            .await
+            .map_err(|source| Error::Bind {
+                address: address.to_string(),
+                source,
+            })?;
+        Some(responder)
+    } else {
+        None
+    };
+    tracing::info!(
+        target: "nameserver",
+        %uri,
+        discovery = ?discovery.as_ref().map(DiscoveryResponder::local_addr),
+        "nameserver running"
+    );
+    Ok(RunningNameServer {
+        daemon,
+        uri,
+        discovery,
+    })
+}
+
+impl RunningNameServer {
+    /// The nameserver's URI, as it advertises it.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The daemon that hosts the nameserver; other objects may be registered with it too.
+    pub fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    /// Where discovery listens, if it runs.
+    pub fn discovery_addr(&self) -> Option<SocketAddr> {
+        self.discovery.as_ref().map(DiscoveryResponder::local_addr)
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future) {
+        signal.await;
+        self.shutdown().await;
+    }
+
+    /// Stops discovery, then the daemon, gracefully.
+    pub async fn shutdown(self) {
+        drop(self.discovery);
+        self.daemon.shutdown().await;
+    }
+}

@@ -1,0 +1,226 @@
+//! The naming contract: the `NameServer` service, its types and defaults, locating a nameserver
+//! and resolving `PYRONAME:` / `PYROMETA:` URIs.
+//!
+//! The nameserver itself lives in the `nameserver` crate; it implements [`NameServer`]. Proxies
+//! resolve names through this module, so the core does not depend on that crate (Pyro keeps
+//! `locate_ns` and `resolve` in its core too).
+
+mod locate;
+mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use locate::locate_ns;
+pub(crate) use resolve::resolve;
+
+use crate::Uri;
+
+/// The object id of the nameserver in its daemon, as in Pyro.
+pub const NAMESERVER_OBJECT_ID: &str = "Pyro.NameServer";
+
+/// The nameserver's TCP port unless configured otherwise: Pyro's default.
+pub const DEFAULT_NS_PORT: u16 = 9090;
+
+/// The UDP port of broadcast discovery unless configured otherwise: Pyro's default.
+pub const DEFAULT_BROADCAST_PORT: u16 = 9091;
+
+/// The datagram a client broadcasts to discover a nameserver; the answer is its URI as text.
+pub const DISCOVERY_REQUEST: &[u8] = b"GET_NSURI";
+
+/// What the nameserver knows of one name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Where the object lives.
+    pub uri: Uri,
+    /// Free-form tags, searchable with [`NameServer::yplookup`] and `PYROMETA:` URIs.
+    pub metadata: BTreeSet<String>,
+}
+
+/// Which names an operation applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NameFilter {
+    /// Exactly this name.
+    Name(String),
+    /// Every name that starts with this prefix; `Prefix("")` is every name.
+    Prefix(String),
+    /// Every name that the regular expression matches at its start (as Python's `re.match`).
+    Regex(String),
+}
+
+/// A search by metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataQuery {
+    /// Names whose metadata holds every one of these tags.
+    All(BTreeSet<String>),
+    /// Names whose metadata holds at least one of these tags.
+    Any(BTreeSet<String>),
+}
+
+/// Why the nameserver refused an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum NamingError {
+    /// No such name is registered.
+    #[error("name `{0}` is not registered")]
+    UnknownName(String),
+    /// The name is taken and the registration was in safe mode.
+    #[error("name `{0}` is already registered (safe mode does not overwrite)")]
+    NameTaken(String),
+    /// The name is not acceptable.
+    #[error("invalid name `{name}`: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Only `PYRO:` URIs can be registered.
+    #[error("cannot register `{0}`: only `PYRO:` URIs name an object directly")]
+    NotDirect(String),
+    /// The regular expression does not compile.
+    #[error("invalid regular expression `{pattern}`: {detail}")]
+    BadPattern {
+        /// The pattern given.
+        pattern: String,
+        /// What the regex compiler reported.
+        detail: String,
+    },
+    /// The nameserver's own entry cannot be removed or replaced.
+    #[error("`{0}` is the nameserver's own entry and cannot be removed or replaced")]
+    Protected(String),
+    /// No registered object carries the metadata a `PYROMETA:` URI asks for.
+    #[error("no registered object has all of the metadata {0:?}")]
+    NoMatch(BTreeSet<String>),
+}
+
+/// The nameserver service (Pyro's API): names to URIs, with metadata.
+#[crate::service]
+pub trait NameServer {
+    /// Registers `name` for `uri` with `metadata`; in `safe` mode an existing name is not
+    /// overwritten.
+    async fn register(
+        &self,
+        name: String,
+        uri: Uri,
+        safe: bool,
+        metadata: BTreeSet<String>,
+    ) -> Result<(), NamingError>;
+    /// The URI registered under `name`.
+    async fn lookup(&self, name: String) -> Result<Uri, NamingError>;
+    /// The URI and metadata registered under `name`.
+    async fn lookup_with_metadata(&self, name: String) -> Result<Registration, NamingError>;
+    /// The names the filter selects, with their URIs.
+    async fn list(&self, filter: NameFilter) -> Result<BTreeMap<String, Uri>, NamingError>;
+    /// The names the filter selects, with their URIs and metadata.
+    async fn list_with_metadata(
+        &self,
+        filter: NameFilter,
+    ) -> Result<BTreeMap<String, Registration>, NamingError>;
+    /// The names whose metadata matches the query (Pyro's "yellow pages" lookup).
+    async fn yplookup(&self, query: MetadataQuery) -> BTreeMap<String, Registration>;
+    /// Replaces the metadata of `name`.
+    async fn set_metadata(
+        &self,
+        name: String,
+        metadata: BTreeSet<String>,
+    ) -> Result<(), NamingError>;
+    /// Removes the names the filter selects (never the nameserver's own); returns how many.
+    async fn remove(&self, filter: NameFilter) -> Result<u64, NamingError>;
+    /// How many names are registered, the nameserver's own included.
+    async fn count(&self) -> u64;
+    /// Answers, to show the nameserver is alive.
+    async fn ping(&self);
+}
+
+/// How a proxy finds a nameserver. Unset fields fall back to environment variables, then to
+/// Pyro's defaults.
+///
+/// | field | environment variable | default |
+/// |-------|----------------------|---------|
+/// | `host` | `RPC_NS_HOST` | none: broadcast, then localhost |
+/// | `port` | `RPC_NS_PORT` | [`DEFAULT_NS_PORT`] (9090) |
+/// | `broadcast_port` | `RPC_NS_BCPORT` | [`DEFAULT_BROADCAST_PORT`] (9091) |
+/// | `broadcast_addresses` | `RPC_NS_BCADDR` (comma-separated) | `255.255.255.255` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NameServerConfig {
+    /// The nameserver's host. When set (here or in the environment), only it is tried.
+    pub host: Option<String>,
+    /// The nameserver's TCP port.
+    pub port: Option<u16>,
+    /// Whether to look for a nameserver by UDP broadcast when no host is set. Default true.
+    pub broadcast: bool,
+    /// Where to send discovery datagrams.
+    pub broadcast_addresses: Option<Vec<IpAddr>>,
+    /// The UDP port of discovery.
+    pub broadcast_port: Option<u16>,
+    /// How many times to broadcast before giving up. Default 3.
+    pub broadcast_rounds: u32,
+    /// How long to wait for an answer after each broadcast. Default 300 ms.
+    pub broadcast_timeout: Duration,
+}
+
+impl Default for NameServerConfig {
+    fn default() -> NameServerConfig {
+        NameServerConfig {
+            host: None,
+            port: None,
+            broadcast: true,
+            broadcast_addresses: None,
+            broadcast_port: None,
+            broadcast_rounds: 3,
+            broadcast_timeout: Duration::from_millis(300),
+        }
+    }
+}
+
+impl NameServerConfig {
+    /// A configuration that names the nameserver's address, so nothing else is tried.
+    pub fn at(host: impl Into<String>, port: u16) -> NameServerConfig {
+        NameServerConfig {
+            host: Some(host.into()),
+            port: Some(port),
+            ..NameServerConfig::default()
+        }
+    }
+
+    fn host(&self) -> Option<String> {
+        self.host
+            .clone()
+            .or_else(|| std::env::var("RPC_NS_HOST").ok().filter(|h| !h.is_empty()))
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+            .or_else(|| env_port("RPC_NS_PORT"))
+            .unwrap_or(DEFAULT_NS_PORT)
+    }
+
+    fn broadcast_port(&self) -> u16 {
+        self.broadcast_port
+            .or_else(|| env_port("RPC_NS_BCPORT"))
+            .unwrap_or(DEFAULT_BROADCAST_PORT)
+    }
+
+    fn broadcast_addresses(&self) -> Vec<IpAddr> {
+        if let Some(addresses) = &self.broadcast_addresses {
+            return addresses.clone();
+        }
+        let from_env = std::env::var("RPC_NS_BCADDR").ok().map(|text| {
+            text.split(',')
+                .filter_map(|address| address.trim().parse().ok())
+                .collect::<Vec<IpAddr>>()
+        });
+        from_env
+            .filter(|addresses| !addresses.is_empty())
+            .unwrap_or_else(|| vec![IpAddr::V4(Ipv4Addr::BROADCAST)])
+    }
+}
+
+fn env_port(variable: &str) -> Option<u16> {
+    std::env::var(variable).ok()?.trim().parse().ok()
+}
