@@ -1,0 +1,247 @@
+//! The `nameserver` command: runs a nameserver, or talks to one (as `pyro5-ns` and
+//! `pyro5-nsc` do for Pyro).
+
+use std::collections::BTreeSet;
+
+use clap::{Args, Parser, Subcommand};
+use nameserver::Options;
+use rpc_core::{
+    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, NameFilter, NameServerProxy, Uri, locate_ns,
+};
+
+/// Run an rpc-core nameserver, or query and change the one on your network.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a nameserver until Ctrl-C or SIGTERM.
+    Serve {
+        /// Host or address to listen on; `0.0.0.0` serves every interface (and answers
+        /// discovery on all of them), a loopback address serves this machine only.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// TCP port of the nameserver.
+        #[arg(long, default_value_t = DEFAULT_NS_PORT)]
+        port: u16,
+        /// UDP port that answers broadcast discovery.
+        #[arg(long, default_value_t = DEFAULT_BROADCAST_PORT)]
+        bcport: u16,
+        /// Do not answer broadcast discovery (it never runs on loopback anyway).
+        #[arg(long)]
+        no_broadcast: bool,
+        /// Host to put in the nameserver's URI instead of the one chosen automatically.
+        #[arg(long)]
+        advertise: Option<String>,
+    },
+    /// List registered names, optionally those starting with PREFIX.
+    List {
+        /// Only names starting with this.
+        prefix: Option<String>,
+        /// Only names matching this regular expression at their start.
+        #[arg(long, conflicts_with = "prefix")]
+        regex: Option<String>,
+        #[command(flatten)]
+        ns: NsAddress,
+    },
+    /// Print the URI and metadata registered under NAME.
+    Lookup {
+        /// The name to look up.
+        name: String,
+        #[command(flatten)]
+        ns: NsAddress,
+    },
+    /// Register NAME for URI.
+    Register {
+        /// The name to register.
+        name: String,
+        /// The object's `PYRO:` URI.
+        uri: Uri,
+        /// Refuse to overwrite an existing registration.
+        #[arg(long)]
+        safe: bool,
+        /// A metadata tag; repeat for several.
+        #[arg(long = "meta")]
+        metadata: Vec<String>,
+        #[command(flatten)]
+        ns: NsAddress,
+    },
+    /// Remove NAME (or, with --prefix or --regex, every name that matches).
+    Remove {
+        /// The name, prefix or regular expression.
+        pattern: String,
+        /// Treat the pattern as a prefix.
+        #[arg(long, conflicts_with = "regex")]
+        prefix: bool,
+        /// Treat the pattern as a regular expression anchored at the start.
+        #[arg(long)]
+        regex: bool,
+        #[command(flatten)]
+        ns: NsAddress,
+    },
+    /// Check that the nameserver answers.
+    Ping {
+        #[command(flatten)]
+        ns: NsAddress,
+    },
+}
+
+/// Where the nameserver is; without these, it is found by broadcast, then on localhost.
+#[derive(Debug, Args)]
+struct NsAddress {
+    /// The nameserver's host (default: $RPC_NS_HOST, else broadcast discovery, else localhost).
+    #[arg(long = "ns-host")]
+    host: Option<String>,
+    /// The nameserver's port (default: $RPC_NS_PORT, else 9090).
+    #[arg(long = "ns-port")]
+    port: Option<u16>,
+}
+
+impl NsAddress {
+    async fn locate(&self) -> anyhow::Result<NameServerProxy> {
+        let mut config = Config::default();
+        config.nameserver.host = self.host.clone();
+        config.nameserver.port = self.port;
+        Ok(locate_ns(&config).await?)
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve {
+            host,
+            port,
+            bcport,
+            no_broadcast,
+            advertise,
+        } => {
+            let mut options = Options::default();
+            options.host = host;
+            options.port = port;
+            options.broadcast = !no_broadcast;
+            options.broadcast_port = bcport;
+            options.config.advertise_host = advertise;
+            let ns = nameserver::start(options).await?;
+            println!("nameserver running at {}", ns.uri());
+            if let Some(discovery) = ns.discovery_addr() {
+                println!("answering broadcast discovery on udp {discovery}");
+            }
+            ns.run_until(stop_signal()).await;
+            println!("nameserver stopped");
+        }
+        Command::List { prefix, regex, ns } => {
+            let filter = match regex {
+                Some(pattern) => NameFilter::Regex(pattern),
+                None => NameFilter::Prefix(prefix.unwrap_or_default()),
+            };
+            let names = ns.locate().await?.list_with_metadata(filter).await?;
+            for (name, registration) in names {
+                println!(
+                    "{name} --> {}{}",
+                    registration.uri,
+                    tags(&registration.metadata)
+                );
+            }
+        }
+        Command::Lookup { name, ns } => {
+            let registration = ns.locate().await?.lookup_with_metadata(name).await?;
+            println!("{}{}", registration.uri, tags(&registration.metadata));
+        }
+        Command::Register {
+            name,
+            uri,
+            safe,
+            metadata,
+            ns,
+        } => {
+            let names = ns.locate().await?;
+            names
+                .register(
+                    name.clone(),
+                    uri.clone(),
+                    safe,
+                    metadata.into_iter().collect(),
+                )
+                .await?;
+            println!("registered {name} --> {uri}");
+        }
+        Command::Remove {
+            pattern,
+            prefix,
+            regex,
+            ns,
+        } => {
+            let filter = if regex {
+                NameFilter::Regex(pattern)
+            } else if prefix {
+                NameFilter::Prefix(pattern)
+            } else {
+                NameFilter::Name(pattern)
+            };
+            let removed = ns.locate().await?.remove(filter).await?;
+            println!("removed {removed} name(s)");
+        }
+        Command::Ping { ns } => {
+            let names = ns.locate().await?;
+            let elapsed = names.proxy().ping().await?;
+            names.ping().await?;
+            println!(
+                "nameserver at {} answered in {elapsed:?}",
+                names.proxy().uri()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn tags(metadata: &BTreeSet<String>) -> String {
+    if metadata.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  metadata: {}",
+            metadata.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,353 @@
+//! The nameserver over the wire: every method, proxies by name and by metadata, discovery.
+
+use std::collections::BTreeSet;
+
+use nameserver::Options;
+use rpc_core::{
+    CallError, Config, Daemon, Error, MetadataQuery, NameFilter, NameServerConfig, NameServerProxy,
+    NamingError, Proxy, locate_ns,
+};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, within};
+use tokio::net::UdpSocket;
+
+fn tags(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|t| (*t).to_owned()).collect()
+}
+
+/// A loopback nameserver and a client configuration that points at it.
+async fn nameserver() -> (nameserver::RunningNameServer, Config) {
+    let ns = nameserver::start(Options::loopback(0)).await.unwrap();
+    let port = ns.daemon().local_addr().unwrap().port();
+    let mut config = Config::default();
+    config.nameserver = NameServerConfig::at("127.0.0.1", port);
+    (ns, config)
+}
+
+fn method_error<T: std::fmt::Debug>(result: Result<T, CallError<NamingError>>) -> NamingError {
+    match result {
+        Err(CallError::Method(error)) => error,
+        other => panic!("expected the nameserver's own error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_nameserver_method_works_over_the_wire() {
+    let (ns, config) = nameserver().await;
+    let names: NameServerProxy = locate_ns(&config).await.unwrap();
+    names.ping().await.unwrap();
+    assert_eq!(
+        names.count().await.unwrap(),
+        1,
+        "only the nameserver's own entry"
+    );
+    assert_eq!(
+        names.lookup("Pyro.NameServer".into()).await.unwrap(),
+        *ns.uri()
+    );
+
+    let a: rpc_core::Uri = "PYRO:a@127.0.0.1:1".parse().unwrap();
+    let b: rpc_core::Uri = "PYRO:b@127.0.0.1:2".parse().unwrap();
+    names
+        .register("app.a".into(), a.clone(), true, tags(&["x", "y"]))
+        .await
+        .unwrap();
+    names
+        .register("app.b".into(), b.clone(), false, tags(&["y"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        method_error(
+            names
+                .register("app.a".into(), b.clone(), true, tags(&[]))
+                .await
+        ),
+        NamingError::NameTaken("app.a".into())
+    );
+    assert!(matches!(
+        method_error(
+            names
+                .register(" ".into(), b.clone(), false, tags(&[]))
+                .await
+        ),
+        NamingError::InvalidName { .. }
+    ));
+    assert_eq!(names.lookup("app.a".into()).await.unwrap(), a);
+    assert_eq!(
+        names
+            .lookup_with_metadata("app.a".into())
+            .await
+            .unwrap()
+            .metadata,
+        tags(&["x", "y"])
+    );
+    assert_eq!(
+        method_error(names.lookup("nope".into()).await),
+        NamingError::UnknownName("nope".into())
+    );
+
+    let listed = names.list(NameFilter::Prefix("app.".into())).await.unwrap();
+    assert_eq!(listed.into_keys().collect::<Vec<_>>(), ["app.a", "app.b"]);
+    let listed = names
+        .list_with_metadata(NameFilter::Regex("app\\.b".into()))
+        .await
+        .unwrap();
+    assert_eq!(listed["app.b"].metadata, tags(&["y"]));
+    assert!(matches!(
+        method_error(names.list(NameFilter::Regex("[".into())).await),
+        NamingError::BadPattern { .. }
+    ));
+
+    let found = names
+        .yplookup(MetadataQuery::All(tags(&["x", "y"])))
+        .await
+        .unwrap();
+    assert_eq!(found.into_keys().collect::<Vec<_>>(), ["app.a"]);
+    let found = names
+        .yplookup(MetadataQuery::Any(tags(&["x", "y"])))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+
+    names
+        .set_metadata("app.b".into(), tags(&["x"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        names
+            .yplookup(MetadataQuery::All(tags(&["x"])))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    assert_eq!(
+        method_error(
+            names
+                .remove(NameFilter::Name("Pyro.NameServer".into()))
+                .await
+        ),
+        NamingError::Protected("Pyro.NameServer".into())
+    );
+    assert_eq!(
+        names
+            .remove(NameFilter::Name("app.a".into()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        names
+            .remove(NameFilter::Prefix(String::new()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        names.count().await.unwrap(),
+        1,
+        "the nameserver's own entry survives"
+    );
+}
+
+#[tokio::test]
+async fn a_pyroname_proxy_resolves_and_resolves_again_after_a_restart() {
+    let (_ns, config) = nameserver().await;
+    let names = locate_ns(&config).await.unwrap();
+
+    let first = Daemon::bind("127.0.0.1:0").await.unwrap();
+    let uri = first
+        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
+        .unwrap();
+    names
+        .register("my.calc".into(), uri, false, tags(&[]))
+        .await
+        .unwrap();
+
+    let calc = CalcProxy::from_proxy(Proxy::with_config(
+        "PYRONAME:my.calc".parse().unwrap(),
+        config.clone(),
+    ));
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+
+    // The worker dies and comes back on another port, registering again under the same name.
+    drop(first);
+    assert!(calc.add(1, 2).await.unwrap_err().is_communication());
+    let second = Daemon::bind("127.0.0.1:0").await.unwrap();
+    let uri = second
+        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
+        .unwrap();
+    names
+        .register("my.calc".into(), uri, false, tags(&[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        calc.add(2, 2).await.unwrap(),
+        4,
+        "the reconnect resolved the name again"
+    );
+}
+
+#[tokio::test]
+async fn a_pyroname_with_an_explicit_nameserver_and_an_unknown_name() {
+    let (ns, _) = nameserver().await;
+    let port = ns.daemon().local_addr().unwrap().port();
+    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+    let uri = daemon
+        .register(CalcSkeleton::new(CalcImpl::default()))
+        .unwrap();
+    let mut config = Config::default();
+    config.nameserver = NameServerConfig::at("127.0.0.1", port);
+    locate_ns(&config)
+        .await
+        .unwrap()
+        .register("calc".into(), uri, false, tags(&[]))
+        .await
+        .unwrap();
+
+    // No configuration: the URI itself names the nameserver.
+    let calc = CalcProxy::new(format!("PYRONAME:calc@127.0.0.1:{port}").parse().unwrap());
+    assert_eq!(calc.add(20, 22).await.unwrap(), 42);
+    let missing = CalcProxy::new(
+        format!("PYRONAME:missing@127.0.0.1:{port}")
+            .parse()
+            .unwrap(),
+    );
+    let error = missing.add(1, 1).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Naming(NamingError::UnknownName(ref n)) if n == "missing"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_pyrometa_proxy_picks_among_the_objects_with_the_tags() {
+    let (_ns, config) = nameserver().await;
+    let names = locate_ns(&config).await.unwrap();
+    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+    for (name, metadata) in [("w1", ["calc", "eu"]), ("w2", ["calc", "us"])] {
+        let uri = daemon
+            .register_as(name, CalcSkeleton::new(CalcImpl::default()))
+            .unwrap();
+        names
+            .register(name.into(), uri, false, tags(&metadata))
+            .await
+            .unwrap();
+    }
+    let eu = CalcProxy::from_proxy(Proxy::with_config(
+        "PYROMETA:calc,eu".parse().unwrap(),
+        config.clone(),
+    ));
+    assert_eq!(eu.add(1, 1).await.unwrap(), 2);
+    let any = CalcProxy::from_proxy(Proxy::with_config(
+        "PYROMETA:calc".parse().unwrap(),
+        config.clone(),
+    ));
+    assert_eq!(any.add(2, 2).await.unwrap(), 4);
+    let none = CalcProxy::from_proxy(Proxy::with_config(
+        "PYROMETA:calc,mars".parse().unwrap(),
+        config,
+    ));
+    let error = none.add(1, 1).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Naming(NamingError::NoMatch(_))),
+        "{error}"
+    );
+}
+
+/// A nameserver on every interface with discovery on a free UDP port, and a client
+/// configuration that finds it by broadcast to 127.255.255.255 only.
+async fn discoverable() -> (nameserver::RunningNameServer, Config) {
+    let mut options = Options::default();
+    options.host = "0.0.0.0".into();
+    options.port = 0;
+    options.broadcast_port = 0;
+    let ns = nameserver::start(options).await.unwrap();
+    let discovery = ns.discovery_addr().expect("discovery runs on 0.0.0.0");
+    let mut config = Config::default();
+    config.nameserver.broadcast_addresses = Some(vec!["127.255.255.255".parse().unwrap()]);
+    config.nameserver.broadcast_port = Some(discovery.port());
+    // Nothing listens on the nameserver port at localhost, so only the broadcast can succeed.
+    config.nameserver.port = Some(1);
+    (ns, config)
+}
+
+#[tokio::test]
+async fn discovery_finds_the_nameserver_by_broadcast_on_loopback() {
+    let (ns, config) = discoverable().await;
+    let names = within("discovery", locate_ns(&config)).await.unwrap();
+    names.ping().await.unwrap();
+    let found = names.proxy().uri().to_string();
+    let port = ns.daemon().local_addr().unwrap().port();
+    assert_eq!(
+        found,
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{port}"),
+        "the address facing the requester"
+    );
+    assert!(
+        !ns.uri().to_string().contains("0.0.0.0"),
+        "advertised: {}",
+        ns.uri()
+    );
+}
+
+#[tokio::test]
+async fn the_responder_ignores_anything_but_the_request() {
+    let (ns, _) = discoverable().await;
+    let responder =
+        std::net::SocketAddr::from(([127, 0, 0, 1], ns.discovery_addr().unwrap().port()));
+    let junk_sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for junk in [&b"GET_NSUR"[..], b"GET_NSURIX", b"", &[0xff; 600]] {
+        junk_sender.send_to(junk, responder).await.unwrap();
+    }
+    let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    asker
+        .send_to(rpc_core::DISCOVERY_REQUEST, responder)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let (len, _) = within("the answer", asker.recv_from(&mut buf))
+        .await
+        .unwrap();
+    let answer = std::str::from_utf8(&buf[..len]).unwrap();
+    assert!(
+        answer.starts_with("PYRO:Pyro.NameServer@127.0.0.1:"),
+        "{answer}"
+    );
+    // The responder reads its queue in order, so the junk was handled before the request was
+    // answered, and it got no answer.
+    let unanswered = junk_sender.try_recv_from(&mut buf);
+    assert_eq!(
+        unanswered.unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+}
+
+#[tokio::test]
+async fn discovery_is_not_started_on_loopback() {
+    let (ns, _) = nameserver().await;
+    assert_eq!(ns.discovery_addr(), None);
+}
+
+#[tokio::test]
+async fn a_daemon_on_every_interface_never_advertises_the_unspecified_address() {
+    let daemon = Daemon::bind("0.0.0.0:0").await.unwrap();
+    let uri = daemon
+        .register_as("x", CalcSkeleton::new(CalcImpl::default()))
+        .unwrap();
+    let rpc_core::Location::Tcp { host, .. } = uri.location().unwrap() else {
+        panic!("a TCP daemon");
+    };
+    let ip: std::net::IpAddr = host.parse().expect("an address");
+    assert!(!ip.is_unspecified(), "{uri}");
+
+    let mut config = Config::default();
+    config.advertise_host = Some("worker.example".into());
+    let daemon = Daemon::bind_with("0.0.0.0:0", config).await.unwrap();
+    assert!(
+        daemon
+            .uri_for("x")
+            .to_string()
+            .starts_with("PYRO:x@worker.example:")
+    );
+}
