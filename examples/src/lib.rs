@@ -1,5 +1,7 @@
 //! Service traits shared by the examples in `examples/`.
 
+pub mod currency;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
