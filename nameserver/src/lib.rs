@@ -1,7 +1,7 @@
 //! The nameserver: maps names to URIs so clients find objects by name (`PYRONAME:`), and answers
 //! UDP broadcast discovery so clients find the nameserver itself without an address.
 //!
-//! Start at [`start`], which binds a [`Daemon`](rpc_core::Daemon), hosts a [`NameServerImpl`]
+//! Start at [`start`], which binds a [`Daemon`], hosts a [`NameServerImpl`]
 //! under `Pyro.NameServer` and starts a [`DiscoveryResponder`]. Clients use
 //! [`rpc_core::locate_ns`] and `PYRONAME:` URIs; the `nameserver` binary wraps both sides.
 //!
