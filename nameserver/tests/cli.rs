@@ -1,0 +1,119 @@
+//! The `nameserver` binary: serve, the client commands against it, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_nameserver");
+
+/// Bounds every wait, so a broken binary fails the test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn client(port: u16, args: &[&str]) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .args(["--ns-host", "127.0.0.1", "--ns-port", &port.to_string()])
+        .output()
+        .expect("running the client command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn serve_answer_the_client_commands_and_stop_on_sigterm() {
+    let mut server = Command::new(BINARY)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the nameserver");
+    let stdout = BufReader::new(server.stdout.take().unwrap());
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = lines
+        .recv_timeout(PATIENCE)
+        .expect("the nameserver says where it runs");
+    let port: u16 = first
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in `{first}`"));
+
+    let (ok, text) = client(port, &["ping"]);
+    assert!(ok && text.contains("answered"), "{text}");
+    let (ok, text) = client(
+        port,
+        &[
+            "register",
+            "demo.one",
+            "PYRO:one@127.0.0.1:4000",
+            "--meta",
+            "blue",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = client(
+        port,
+        &["register", "demo.one", "PYRO:x@127.0.0.1:1", "--safe"],
+    );
+    assert!(!ok && text.contains("already registered"), "{text}");
+    let (ok, text) = client(port, &["lookup", "demo.one"]);
+    assert!(
+        ok && text.contains("PYRO:one@127.0.0.1:4000") && text.contains("blue"),
+        "{text}"
+    );
+    let (ok, text) = client(port, &["list", "demo."]);
+    assert!(
+        ok && text.contains("demo.one --> PYRO:one@127.0.0.1:4000"),
+        "{text}"
+    );
+    let (ok, text) = client(port, &["remove", "Pyro.NameServer"]);
+    assert!(!ok && text.contains("cannot be removed"), "{text}");
+    let (ok, text) = client(port, &["remove", "demo", "--prefix"]);
+    assert!(ok && text.contains("removed 1"), "{text}");
+    let (ok, text) = client(port, &["lookup", "demo.one"]);
+    assert!(
+        !ok && text.starts_with("error: ") && text.contains("not registered"),
+        "{text}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let last = lines
+        .recv_timeout(PATIENCE)
+        .expect("the nameserver reports its stop");
+    assert_eq!(last, "nameserver stopped");
+    assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn help_explains_every_flag_and_its_default() {
+    let output = Command::new(BINARY)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--bcport",
+        "--no-broadcast",
+        "--advertise",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    for default in ["[default: localhost]", "[default: 9090]", "[default: 9091]"] {
+        assert!(help.contains(default), "{default} missing from:\n{help}");
+    }
+}
