@@ -4,8 +4,8 @@
 //! Run with `cargo run -p rpc-examples --example currency_worker -- [--host 0.0.0.0]`.
 
 use clap::Parser;
-use rpc_core::{Config, Daemon};
-use rpc_examples::currency;
+use rpc_core::Daemon;
+use rpc_examples::currency::{self, NameServerArgs};
 
 /// Serve exchange rates under the name `MyWorker`.
 #[derive(Debug, Parser)]
@@ -16,20 +16,14 @@ struct Args {
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// The nameserver's host (default: $RPC_NS_HOST, else broadcast, else localhost).
-    #[arg(long)]
-    ns_host: Option<String>,
-    /// The nameserver's port (default: $RPC_NS_PORT, else 9090).
-    #[arg(long)]
-    ns_port: Option<u16>,
+    #[command(flatten)]
+    nameserver: NameServerArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut config = Config::default();
-    config.nameserver.host = args.ns_host;
-    config.nameserver.port = args.ns_port;
+    let config = args.nameserver.config();
     let daemon = Daemon::bind(format!("{}:{}", args.host, args.port).as_str()).await?;
     currency::serve_worker(&daemon, &config).await?;
     println!("worker: serving until Ctrl-C");

@@ -36,6 +36,27 @@ const RATES: [(&str, f64); 8] = [
 #[error("no rate known for `{0}`")]
 pub struct UnknownPair(pub String);
 
+/// Where the nameserver is, for the worker and client programs; unset means locate it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NameServerArgs {
+    /// The nameserver's host (default: $RPC_NS_HOST, else broadcast discovery, else localhost).
+    #[arg(long)]
+    pub ns_host: Option<String>,
+    /// The nameserver's port (default: $RPC_NS_PORT, else 9090).
+    #[arg(long)]
+    pub ns_port: Option<u16>,
+}
+
+impl NameServerArgs {
+    /// A configuration that finds the nameserver as these arguments say.
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.nameserver.host = self.ns_host.clone();
+        config.nameserver.port = self.ns_port;
+        config
+    }
+}
+
 /// The currency worker service.
 #[service]
 pub trait Worker {
