@@ -5,16 +5,20 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::protocol::{HEADER_LEN, Message, ProtocolError};
 
-/// How much buffer to add per read while a frame is incomplete. Large frames grow the buffer
+/// The most buffer added per read while a frame is incomplete. Large frames grow the buffer
 /// in steps of this size, so a header that announces a large body costs nothing until the
 /// bytes really arrive.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The least buffer a read gets, so small frames that arrive together are read in one call.
+/// A connection allocates it at its first read, not before.
+const READ_MIN: usize = 4 * 1024;
 
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +46,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) fn new(io: R, max_body_len: usize, frame_timeout: Duration) -> FrameReader<R> {
         FrameReader {
             io,
-            buf: BytesMut::with_capacity(8 * 1024),
+            buf: BytesMut::new(),
             max_body_len,
             frame_timeout,
             frame_started: None,
@@ -60,7 +64,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(message));
             }
             let wanted = Message::announced_len(&self.buf).unwrap_or(HEADER_LEN) - self.buf.len();
-            self.buf.reserve(wanted.min(READ_CHUNK));
+            self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
             let read = match self.frame_started {
                 None => self.io.read_buf(&mut self.buf).await?,
                 Some(started) => {
@@ -87,21 +91,51 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// Writes every frame sent on `frames` until all senders are gone, coalescing the frames that
-/// are ready at once into one write.
+/// Frames at least this large are written straight from their own buffer instead of being
+/// copied into a batch.
+const LARGE_FRAME: usize = 16 * 1024;
+
+/// The most bytes gathered into one write; also the batch capacity kept between writes, so an
+/// idle connection holds no more than this (and one that never batched holds nothing).
+const MAX_BATCH: usize = 64 * 1024;
+
+/// Writes every frame sent on `frames` until all senders are gone. A lone frame is written as
+/// it is; frames that are ready together are coalesced into one write.
 pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
-    io: W,
+    mut io: W,
     mut frames: mpsc::Receiver<Bytes>,
 ) -> std::io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, io);
-    while let Some(frame) = frames.recv().await {
-        out.write_all(&frame).await?;
-        while let Ok(frame) = frames.try_recv() {
-            out.write_all(&frame).await?;
+    let mut batch = BytesMut::new();
+    while let Some(first) = frames.recv().await {
+        let mut next = frames.try_recv().ok();
+        if next.is_none() {
+            io.write_all(&first).await?;
+            io.flush().await?;
+            continue;
         }
-        out.flush().await?;
+        batch.extend_from_slice(&first);
+        while let Some(frame) = next {
+            if frame.len() >= LARGE_FRAME {
+                io.write_all(&batch).await?;
+                batch.clear();
+                io.write_all(&frame).await?;
+            } else {
+                batch.extend_from_slice(&frame);
+                if batch.len() >= MAX_BATCH {
+                    io.write_all(&batch).await?;
+                    batch.clear();
+                }
+            }
+            next = frames.try_recv().ok();
+        }
+        io.write_all(&batch).await?;
+        batch.clear();
+        if batch.capacity() > MAX_BATCH {
+            batch = BytesMut::new();
+        }
+        io.flush().await?;
     }
-    out.shutdown().await
+    io.shutdown().await
 }
 
 #[cfg(test)]

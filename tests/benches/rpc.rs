@@ -1,0 +1,656 @@
+//! The benchmark suite: our framework and a raw tokio baseline, measured side by side in one run.
+//!
+//! `cargo bench -p rpc-tests --bench rpc` runs the full suite; `-- --quick` runs a reduced one
+//! in well under a minute (CI runs it as a smoke test and never checks timings). It prints one
+//! table: our figure, the baseline's, and the ratio ours/baseline. The baseline is a plain
+//! length-prefixed ping-pong over TCP on loopback, carrying frames of the same sizes as ours.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rpc_core::{Config, Daemon, InstanceMode, NameServerConfig, Proxy, service};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// The service measured.
+#[service]
+pub trait Bench {
+    /// A small call.
+    async fn add(&self, a: u64, b: u64) -> u64;
+    /// Returns the payload it was sent.
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf;
+}
+
+struct Impl;
+
+impl Bench for Impl {
+    async fn add(&self, a: u64, b: u64) -> u64 {
+        a.wrapping_add(b)
+    }
+
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf {
+        payload
+    }
+}
+
+/// How much work each measurement does.
+struct Scale {
+    rounds: usize,
+    sequential_calls: usize,
+    pipelined_calls: usize,
+    per_connection_calls: usize,
+    echo_bytes: usize,
+    idle_connections: usize,
+    lookups: usize,
+}
+
+const QUICK: Scale = Scale {
+    rounds: 3,
+    sequential_calls: 2_000,
+    pipelined_calls: 20_000,
+    per_connection_calls: 500,
+    echo_bytes: 8 << 20,
+    idle_connections: 2_000,
+    lookups: 50,
+};
+
+const FULL: Scale = Scale {
+    rounds: 7,
+    sequential_calls: 20_000,
+    pipelined_calls: 200_000,
+    per_connection_calls: 3_000,
+    echo_bytes: 64 << 20,
+    idle_connections: 10_000,
+    lookups: 300,
+};
+
+/// Sizes of our frames for `add(u64, u64)`, so the baseline carries the same bytes.
+const ADD_REQUEST_LEN: usize = 20 + 4 + 1 + 3 + 2;
+const ADD_REPLY_LEN: usize = 20 + 1;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(position) = args.iter().position(|a| a == "--idle-clients") {
+        hold_idle_connections(&args[position + 1..]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let scale = if quick { &QUICK } else { &FULL };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = runtime.block_on(run(scale));
+    print_table(quick, &rows);
+}
+
+/// One line of the table.
+struct Row {
+    workload: String,
+    ours: f64,
+    baseline: f64,
+    unit: &'static str,
+    note: &'static str,
+}
+
+async fn run(scale: &Scale) -> Vec<Row> {
+    let mut config = Config::default();
+    // Room for the idle-connection workload; the default cap is 1,024.
+    config.max_connections = 20_000;
+    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+    let single = daemon
+        .register_as("single", BenchSkeleton::new(Impl))
+        .unwrap();
+    let percall = daemon
+        .register_factory("percall", InstanceMode::PerCall, || {
+            BenchSkeleton::new(Impl)
+        })
+        .unwrap();
+    let raw = spawn_raw_server().await;
+    let mut rows = Vec::new();
+
+    // 1. Sequential small calls from one proxy.
+    let proxy = BenchProxy::new(single.clone());
+    proxy.add(1, 1).await.unwrap();
+    let ours = median(scale.rounds, || {
+        sequential(scale.sequential_calls, |a| proxy.add(a, 1))
+    })
+    .await;
+    let base = median(scale.rounds, || raw_sequential(raw, scale.sequential_calls)).await;
+    rows.push(Row::rate("sequential add: calls/s", ours.rate, base.rate));
+    rows.push(Row::latency(
+        "sequential add: p50 latency",
+        ours.p50,
+        base.p50,
+    ));
+    rows.push(Row::latency(
+        "sequential add: p99 latency",
+        ours.p99,
+        base.p99,
+    ));
+
+    // 2. One connection, 64 calls in flight.
+    let ours = median_rate(scale.rounds, || {
+        in_flight(&proxy, 64, scale.pipelined_calls)
+    })
+    .await;
+    let base = median_rate(scale.rounds, || {
+        raw_pipelined(raw, 64, scale.pipelined_calls)
+    })
+    .await;
+    rows.push(Row::rate("1 connection, 64 in flight: calls/s", ours, base));
+
+    // 3. Many proxies, each on its own connection.
+    for connections in [8, 64] {
+        let ours = median_rate(scale.rounds, || {
+            many_proxies(&single, connections, scale.per_connection_calls)
+        })
+        .await;
+        let base = median_rate(scale.rounds, || {
+            raw_many(raw, connections, scale.per_connection_calls)
+        })
+        .await;
+        rows.push(Row::rate(
+            &format!("{connections} connections: calls/s"),
+            ours,
+            base,
+        ));
+    }
+
+    // 4. Echo of byte payloads.
+    let mut config = Config::default();
+    config.max_message_size = 4 << 20;
+    let big = BenchProxy::from_proxy(Proxy::with_config(single.clone(), config));
+    for size in [1 << 10, 64 << 10, 1 << 20] {
+        let calls = (scale.echo_bytes / size).clamp(20, 20_000);
+        let payload = ByteBuf::from(vec![7u8; size]);
+        let ours = median_rate(scale.rounds, || echo(&big, &payload, calls)).await;
+        let base = median_rate(scale.rounds, || raw_echo(raw, size, calls)).await;
+        let label = match size {
+            1024 => "1 KiB",
+            65536 => "64 KiB",
+            _ => "1 MiB",
+        };
+        rows.push(Row::rate(&format!("echo {label}: calls/s"), ours, base));
+        let mb = size as f64 / 1e6;
+        rows.push(Row {
+            unit: "MB/s",
+            ..Row::rate(&format!("echo {label}: MB/s"), ours * mb, base * mb)
+        });
+    }
+
+    // 5. Lookup plus first call through a new PYRONAME: proxy, against a direct call.
+    let ns = nameserver::start(nameserver::Options::loopback(0))
+        .await
+        .unwrap();
+    let mut ns_config = Config::default();
+    ns_config.nameserver =
+        NameServerConfig::at("127.0.0.1", ns.daemon().local_addr().unwrap().port());
+    let names = rpc_core::locate_ns(&ns_config).await.unwrap();
+    names
+        .register("bench".into(), single.clone(), false, Default::default())
+        .await
+        .unwrap();
+    let by_name = median_duration(scale.lookups, || async {
+        let fresh = BenchProxy::from_proxy(Proxy::with_config(
+            "PYRONAME:bench".parse().unwrap(),
+            ns_config.clone(),
+        ));
+        fresh.add(1, 2).await.unwrap();
+    })
+    .await;
+    let direct = median_duration(scale.lookups, || async {
+        proxy.add(1, 2).await.unwrap();
+    })
+    .await;
+    rows.push(Row::latency(
+        "lookup + first call by name (vs direct call)",
+        by_name,
+        direct,
+    ));
+
+    // 6. Memory per idle connection.
+    let ours = idle_memory(
+        daemon.local_addr().unwrap(),
+        Some("single"),
+        scale.idle_connections,
+    );
+    let base = idle_memory(raw, None, scale.idle_connections);
+    rows.push(Row {
+        workload: format!(
+            "daemon memory per idle connection ({})",
+            scale.idle_connections
+        ),
+        ours,
+        baseline: base,
+        unit: "KiB",
+        note: "lower is better",
+    });
+
+    // 7. percall against single instance mode.
+    let per_call = BenchProxy::new(percall);
+    per_call.add(1, 1).await.unwrap();
+    let ours = median(scale.rounds, || {
+        sequential(scale.sequential_calls, |a| per_call.add(a, 1))
+    })
+    .await;
+    let base = median(scale.rounds, || {
+        sequential(scale.sequential_calls, |a| proxy.add(a, 1))
+    })
+    .await;
+    rows.push(Row {
+        note: "baseline = single mode",
+        ..Row::rate("percall vs single: calls/s", ours.rate, base.rate)
+    });
+
+    ns.shutdown().await;
+    daemon.shutdown().await;
+    rows
+}
+
+impl Row {
+    fn rate(workload: &str, ours: f64, baseline: f64) -> Row {
+        Row {
+            workload: workload.to_owned(),
+            ours,
+            baseline,
+            unit: "/s",
+            note: "",
+        }
+    }
+
+    fn latency(workload: &str, ours: Duration, baseline: Duration) -> Row {
+        Row {
+            workload: workload.to_owned(),
+            ours: ours.as_secs_f64() * 1e6,
+            baseline: baseline.as_secs_f64() * 1e6,
+            unit: "µs",
+            note: "lower is better",
+        }
+    }
+}
+
+/// Throughput and latency percentiles of one sequential run.
+#[derive(Clone, Copy)]
+struct Sequential {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn sequential<F, Fut, T, E>(calls: usize, call: F) -> Sequential
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    let mut latencies = Vec::with_capacity(calls);
+    let started = Instant::now();
+    for i in 0..calls {
+        let one = Instant::now();
+        call(i as u64).await.unwrap();
+        latencies.push(one.elapsed());
+    }
+    summarize(calls, started.elapsed(), latencies)
+}
+
+fn summarize(calls: usize, total: Duration, mut latencies: Vec<Duration>) -> Sequential {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Sequential {
+        rate: calls as f64 / total.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+/// The round with the median throughput.
+async fn median<F, Fut>(rounds: usize, mut run: F) -> Sequential
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Sequential>,
+{
+    let mut results = Vec::new();
+    for _ in 0..rounds {
+        results.push(run().await);
+    }
+    results.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    results[results.len() / 2]
+}
+
+async fn median_rate<F, Fut>(rounds: usize, mut run: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let mut results = Vec::new();
+    for _ in 0..rounds {
+        results.push(run().await);
+    }
+    results.sort_by(f64::total_cmp);
+    results[results.len() / 2]
+}
+
+async fn median_duration<F, Fut>(samples: usize, mut run: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut durations = Vec::new();
+    for _ in 0..samples {
+        let started = Instant::now();
+        run().await;
+        durations.push(started.elapsed());
+    }
+    durations.sort();
+    durations[durations.len() / 2]
+}
+
+async fn in_flight(proxy: &BenchProxy, depth: usize, calls: usize) -> f64 {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..depth)
+        .map(|_| {
+            let proxy = proxy.clone();
+            tokio::spawn(async move {
+                for i in 0..calls / depth {
+                    proxy.add(i as u64, 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (calls / depth * depth) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn many_proxies(uri: &rpc_core::Uri, connections: usize, calls: usize) -> f64 {
+    let proxies: Vec<BenchProxy> = (0..connections)
+        .map(|_| BenchProxy::new(uri.clone()))
+        .collect();
+    for proxy in &proxies {
+        proxy.proxy().connect().await.unwrap();
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = proxies
+        .into_iter()
+        .map(|proxy| {
+            tokio::spawn(async move {
+                for i in 0..calls {
+                    proxy.add(i as u64, 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (connections * calls) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn echo(proxy: &BenchProxy, payload: &ByteBuf, calls: usize) -> f64 {
+    let started = Instant::now();
+    for _ in 0..calls {
+        let back = proxy.echo(payload.clone()).await.unwrap();
+        assert_eq!(back.len(), payload.len());
+    }
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+// ---- The raw tokio baseline: 4-byte big-endian length, then the body. ----
+
+/// A server that answers each frame with a frame: an `ADD_REPLY_LEN`-byte reply to a small
+/// request, and the request's own body (an echo) to anything larger.
+async fn spawn_raw_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = AsyncBufReader::new(read);
+                let mut body = Vec::new();
+                let reply = [0u8; ADD_REPLY_LEN];
+                while let Ok(len) = read.read_u32().await {
+                    body.resize(len as usize, 0);
+                    if read.read_exact(&mut body).await.is_err() {
+                        break;
+                    }
+                    let out: &[u8] = if body.len() == ADD_REQUEST_LEN {
+                        &reply
+                    } else {
+                        &body
+                    };
+                    let mut frame = Vec::with_capacity(4 + out.len());
+                    frame.extend_from_slice(&(out.len() as u32).to_be_bytes());
+                    frame.extend_from_slice(out);
+                    if write.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+struct RawClient {
+    stream: TcpStream,
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl RawClient {
+    async fn connect(address: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(address).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            request: Vec::new(),
+            reply: Vec::new(),
+        }
+    }
+
+    async fn call(&mut self, body_len: usize) {
+        self.request.clear();
+        self.request
+            .extend_from_slice(&(body_len as u32).to_be_bytes());
+        self.request.resize(4 + body_len, 7);
+        self.stream.write_all(&self.request).await.unwrap();
+        let len = self.stream.read_u32().await.unwrap() as usize;
+        self.reply.resize(len, 0);
+        self.stream.read_exact(&mut self.reply).await.unwrap();
+    }
+}
+
+async fn raw_sequential(address: SocketAddr, calls: usize) -> Sequential {
+    let mut client = RawClient::connect(address).await;
+    let mut latencies = Vec::with_capacity(calls);
+    let started = Instant::now();
+    for _ in 0..calls {
+        let one = Instant::now();
+        client.call(ADD_REQUEST_LEN).await;
+        latencies.push(one.elapsed());
+    }
+    summarize(calls, started.elapsed(), latencies)
+}
+
+async fn raw_echo(address: SocketAddr, size: usize, calls: usize) -> f64 {
+    let mut client = RawClient::connect(address).await;
+    let started = Instant::now();
+    for _ in 0..calls {
+        client.call(size).await;
+    }
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize) -> f64 {
+    let stream = TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (read, mut write) = stream.into_split();
+    let window = Arc::new(Semaphore::new(depth));
+    let started = Instant::now();
+    let reader = {
+        let window = window.clone();
+        tokio::spawn(async move {
+            let mut read = AsyncBufReader::new(read);
+            let mut reply = [0u8; ADD_REPLY_LEN];
+            for _ in 0..calls {
+                let len = read.read_u32().await.unwrap() as usize;
+                read.read_exact(&mut reply[..len]).await.unwrap();
+                window.add_permits(1);
+            }
+        })
+    };
+    let mut request = Vec::new();
+    request.extend_from_slice(&(ADD_REQUEST_LEN as u32).to_be_bytes());
+    request.resize(4 + ADD_REQUEST_LEN, 7);
+    for _ in 0..calls {
+        window.acquire().await.unwrap().forget();
+        write.write_all(&request).await.unwrap();
+    }
+    reader.await.unwrap();
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn raw_many(address: SocketAddr, connections: usize, calls: usize) -> f64 {
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(RawClient::connect(address).await);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                for _ in 0..calls {
+                    client.call(ADD_REQUEST_LEN).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (connections * calls) as f64 / started.elapsed().as_secs_f64()
+}
+
+// ---- Idle connections, held by a child process so this one counts only the server side. ----
+
+/// Resident memory of this process, in KiB.
+fn resident_kib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4.0
+}
+
+/// Opens `count` connections from a child process (with the handshake for `object`, if given),
+/// and returns how much this process's resident memory grew per connection, in KiB.
+fn idle_memory(address: SocketAddr, object: Option<&str>, count: usize) -> f64 {
+    let before = resident_kib();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--idle-clients",
+            &address.to_string(),
+            &count.to_string(),
+            object.unwrap_or("-"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "the client process failed");
+    // Let the server side settle: every connection accepted and parked in its read.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = resident_kib();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    (after - before).max(0.0) / count as f64
+}
+
+/// The child side of `idle_memory`: open the connections, say `ready`, hold them until stdin closes.
+fn hold_idle_connections(args: &[String]) {
+    let address: SocketAddr = args[0].parse().unwrap();
+    let count: usize = args[1].parse().unwrap();
+    let object = (args[2] != "-").then(|| args[2].clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _connections = runtime.block_on(async {
+        let mut connections = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            if let Some(object) = &object {
+                let hello = rpc_core::protocol::Message::encode(
+                    rpc_core::protocol::Kind::Handshake,
+                    rpc_core::protocol::Flags::NONE,
+                    0,
+                    object.as_bytes(),
+                    1024,
+                )
+                .unwrap();
+                stream.write_all(&hello).await.unwrap();
+                let mut reply = [0u8; rpc_core::protocol::HEADER_LEN];
+                stream.read_exact(&mut reply).await.unwrap();
+            }
+            connections.push(stream);
+        }
+        connections
+    });
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+}
+
+// ---- Output ----
+
+fn print_table(quick: bool, rows: &[Row]) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!();
+    println!(
+        "machine: {cores} cores, {cpu}; mode: {}",
+        if quick { "quick" } else { "full" }
+    );
+    println!();
+    println!("| workload | ours | baseline | ours/baseline | |");
+    println!("|---|---:|---:|---:|---|");
+    for row in rows {
+        println!(
+            "| {} | {} {} | {} {} | {:.2} | {} |",
+            row.workload,
+            format_value(row.ours),
+            row.unit,
+            format_value(row.baseline),
+            row.unit,
+            row.ours / row.baseline,
+            row.note
+        );
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
