@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -91,49 +94,89 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// Frames at least this large are written straight from their own buffer instead of being
-/// copied into a batch.
-const LARGE_FRAME: usize = 16 * 1024;
+/// Frames smaller than this are copied into a shared batch, so many small frames leave in one
+/// write; larger ones are queued as they are, never copied.
+const COPY_BELOW: usize = 4 * 1024;
 
-/// The most bytes gathered into one write; also the batch capacity kept between writes, so an
-/// idle connection holds no more than this (and one that never batched holds nothing).
-const MAX_BATCH: usize = 64 * 1024;
+/// The most buffers handed to one vectored write.
+const MAX_IO_SLICES: usize = 64;
 
-/// Writes every frame sent on `frames` until all senders are gone. A lone frame is written as
-/// it is; frames that are ready together are coalesced into one write.
+/// Frames waiting to be written, coalesced into few vectored writes.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    queue: VecDeque<Bytes>,
+    /// Small frames gathered since the last buffer in `queue`.
+    batch: BytesMut,
+}
+
+impl Outgoing {
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        if frame.len() < COPY_BELOW {
+            self.batch.extend_from_slice(&frame);
+        } else {
+            self.seal_batch();
+            self.queue.push_back(frame);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.batch.is_empty()
+    }
+
+    fn seal_batch(&mut self) {
+        if !self.batch.is_empty() {
+            // `split` keeps the batch's spare capacity for the next small frames.
+            self.queue.push_back(self.batch.split().freeze());
+        }
+    }
+
+    /// Writes as much as one vectored write takes. Cancel-safe: the queue only advances by
+    /// what a completed write reports.
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+        self.seal_batch();
+        let slices: Vec<IoSlice<'_>> =
+            self.queue.iter().take(MAX_IO_SLICES).map(|b| IoSlice::new(b)).collect();
+        let mut written = io.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                self.queue.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes everything queued.
+    pub(crate) async fn flush_to<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+        while !self.is_empty() {
+            self.write_to(io).await?;
+        }
+        io.flush().await
+    }
+}
+
+/// Writes every frame sent on `frames` until all senders are gone, coalescing the frames that
+/// are ready at the same time into one write.
 pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
     mut io: W,
     mut frames: mpsc::Receiver<Bytes>,
 ) -> std::io::Result<()> {
-    let mut batch = BytesMut::new();
+    let mut outgoing = Outgoing::default();
     while let Some(first) = frames.recv().await {
-        let mut next = frames.try_recv().ok();
-        if next.is_none() {
-            io.write_all(&first).await?;
-            io.flush().await?;
-            continue;
+        outgoing.push(first);
+        while let Ok(frame) = frames.try_recv() {
+            outgoing.push(frame);
         }
-        batch.extend_from_slice(&first);
-        while let Some(frame) = next {
-            if frame.len() >= LARGE_FRAME {
-                io.write_all(&batch).await?;
-                batch.clear();
-                io.write_all(&frame).await?;
-            } else {
-                batch.extend_from_slice(&frame);
-                if batch.len() >= MAX_BATCH {
-                    io.write_all(&batch).await?;
-                    batch.clear();
-                }
-            }
-            next = frames.try_recv().ok();
-        }
-        io.write_all(&batch).await?;
-        batch.clear();
-        if batch.capacity() > MAX_BATCH {
-            batch = BytesMut::new();
-        }
-        io.flush().await?;
+        outgoing.flush_to(&mut io).await?;
     }
     io.shutdown().await
 }
@@ -200,6 +243,31 @@ mod tests {
     }
 
     const MAGIC_AND_MORE: [u8; 6] = [b'R', b'O', b'B', b'J', 0, 1];
+
+    #[tokio::test]
+    async fn outgoing_keeps_order_across_small_and_large_frames() {
+        let mut outgoing = Outgoing::default();
+        let frames: Vec<Bytes> = [3, 5000, 2, 1, 9000, 4]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| Bytes::from(vec![i as u8; *len]))
+            .collect();
+        for frame in &frames {
+            outgoing.push(frame.clone());
+        }
+        // A tiny pipe forces many partial writes.
+        let (mut client, mut server) = tokio::io::duplex(7);
+        let reading = tokio::spawn(async move {
+            let mut all = Vec::new();
+            server.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        outgoing.flush_to(&mut client).await.unwrap();
+        assert!(outgoing.is_empty());
+        drop(client);
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        assert_eq!(reading.await.unwrap(), expected);
+    }
 
     #[tokio::test]
     async fn writer_delivers_every_frame_in_order() {

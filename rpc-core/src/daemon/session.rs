@@ -1,23 +1,32 @@
 //! One accepted connection: handshake, then read calls, run them, send replies, until the
 //! peer leaves or the daemon shuts down.
+//!
+//! One task does all of it: it reads frames, runs each call's future once on the spot (a
+//! method that finishes without waiting, which most do, costs no task spawn and no hand-off),
+//! spawns only the calls that must wait, and writes every reply that is ready in one write.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::Shared;
 use super::registry::{Object, panic_message};
 use crate::codec::Format;
-use crate::connection::{FrameReader, ReadError, write_frames};
+use crate::connection::{FrameReader, Outgoing, ReadError};
 use crate::dispatch::{Call, Dispatch};
-use crate::protocol::{Flags, Invoke, Kind, Message, ProtocolError, RemoteError};
+use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message, ProtocolError, RemoteError};
+
+/// A call's work from start to reply frame (`None` for a oneway call).
+type CallFuture = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
 
 /// Serves one connection until the peer closes it or the daemon shuts down.
 pub(crate) async fn serve<R, W>(read: R, write: W, peer: Arc<str>, shared: Arc<Shared>)
@@ -26,47 +35,53 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
-    let (frames, outgoing) = mpsc::channel(config.max_calls_per_connection.max(1));
     let reader = FrameReader::new(read, config.max_body_len(), config.frame_timeout);
-    let session = Session {
+    let (replies_tx, replies) = mpsc::channel(config.max_calls_per_connection.max(1));
+    let mut session = Session {
         shared: shared.clone(),
         peer,
-        frames,
+        writer: write,
+        outgoing: Outgoing::default(),
+        replies_tx,
+        replies,
         format: Format::Bincode,
         instance: None,
         calls: JoinSet::new(),
         in_flight: HashMap::new(),
     };
-    // The writer ends once the session and every call task have dropped their senders, so
-    // replies still queued are written before the socket closes.
-    let (_, written) = tokio::join!(session.run(reader), write_frames(write, outgoing));
-    if let Err(error) = written {
-        tracing::debug!(target: "rpc_core::daemon", %error, "connection write failed");
+    if let Err(error) = session.run(reader).await {
+        tracing::debug!(target: "rpc_core::daemon", peer = %session.peer, %error, "connection write failed");
     }
 }
 
-struct Session {
+struct Session<W> {
     shared: Arc<Shared>,
     peer: Arc<str>,
-    frames: mpsc::Sender<Bytes>,
+    writer: W,
+    outgoing: Outgoing,
+    /// Replies of the calls that had to be spawned.
+    replies_tx: mpsc::Sender<Bytes>,
+    replies: mpsc::Receiver<Bytes>,
     format: Format,
     /// This connection's instance of a `session` mode object.
     instance: Option<Arc<dyn Dispatch>>,
-    /// Running calls; each task returns its request id.
+    /// Spawned calls; each task returns its request id.
     calls: JoinSet<u64>,
     in_flight: HashMap<u64, AbortHandle>,
 }
 
-impl Session {
-    async fn run<R: AsyncRead + Unpin>(mut self, mut reader: FrameReader<R>) {
+impl<W: AsyncWrite + Unpin> Session<W> {
+    async fn run<R: AsyncRead + Unpin>(&mut self, mut reader: FrameReader<R>) -> std::io::Result<()> {
         let Some(object) = self.handshake(&mut reader).await else {
-            return;
+            return self.finish().await;
         };
         let max_calls = self.shared.config.max_calls_per_connection.max(1);
         let shutdown = self.shared.shutdown.clone();
         loop {
             tokio::select! {
                 biased;
+                written = self.outgoing.write_to(&mut self.writer), if !self.outgoing.is_empty() => written?,
+                Some(reply) = self.replies.recv() => self.outgoing.push(reply),
                 Some(done) = self.calls.join_next(), if !self.calls.is_empty() => {
                     // A cancelled task was removed from `in_flight` when it was aborted.
                     if let Ok(request_id) = done {
@@ -75,35 +90,43 @@ impl Session {
                 }
                 () = shutdown.cancelled() => break,
                 message = reader.read_message(), if self.calls.len() < max_calls => {
-                    match message {
-                        Ok(Some(message)) => {
-                            if let Err(error) = self.handle(&object, message).await {
-                                self.close(error).await;
-                                break;
-                            }
-                        }
+                    let outcome = match message {
+                        Ok(Some(message)) => self.handle(&object, message),
                         Ok(None) => break,
-                        Err(ReadError::Protocol(error)) => {
-                            self.close(error).await;
-                            break;
-                        }
+                        Err(ReadError::Protocol(error)) => Err(error),
                         Err(ReadError::Io(error)) => {
                             tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "connection failed");
                             break;
                         }
+                    };
+                    if let Err(error) = outcome {
+                        self.close(error);
+                        break;
                     }
                 }
             }
         }
-        // Calls in flight finish and send their replies; a shutdown bounds how long this takes.
-        while self.calls.join_next().await.is_some() {}
+        self.finish().await
+    }
+
+    /// Lets the spawned calls finish, then writes every reply still queued. A shutdown bounds
+    /// how long this takes from outside.
+    async fn finish(&mut self) -> std::io::Result<()> {
+        while !self.calls.is_empty() {
+            tokio::select! {
+                Some(reply) = self.replies.recv() => self.outgoing.push(reply),
+                Some(_) = self.calls.join_next() => {}
+            }
+        }
+        while let Ok(reply) = self.replies.try_recv() {
+            self.outgoing.push(reply);
+        }
+        self.outgoing.flush_to(&mut self.writer).await?;
+        self.writer.shutdown().await
     }
 
     /// Reads the handshake and answers it; the object to serve, if the handshake succeeded.
-    async fn handshake<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut FrameReader<R>,
-    ) -> Option<Arc<Object>> {
+    async fn handshake<R: AsyncRead + Unpin>(&mut self, reader: &mut FrameReader<R>) -> Option<Arc<Object>> {
         let timeout = self.shared.config.handshake_timeout;
         let message = match tokio::time::timeout(timeout, reader.read_message()).await {
             Err(_) => {
@@ -113,7 +136,7 @@ impl Session {
             Ok(Ok(Some(message))) => message,
             Ok(Ok(None)) | Ok(Err(ReadError::Io(_))) => return None,
             Ok(Err(ReadError::Protocol(error))) => {
-                self.close(error).await;
+                self.close(error);
                 return None;
             }
         };
@@ -121,39 +144,30 @@ impl Session {
             self.close(ProtocolError::Unexpected {
                 kind: message.header.kind,
                 context: "the first message must be a handshake",
-            })
-            .await;
+            });
             return None;
         }
         let id = String::from_utf8_lossy(&message.body);
         let request_id = message.header.request_id;
         match self.shared.registry.get(&id) {
             Some(object) => {
-                let reply = Message::encode(Kind::HandshakeReply, Flags::NONE, request_id, &[], 0);
                 // An empty body always fits, so the frame always encodes.
-                if let Ok(frame) = reply {
-                    self.frames.send(frame).await.ok()?;
+                if let Ok(frame) = Message::encode(Kind::HandshakeReply, Flags::NONE, request_id, &[], 0) {
+                    self.outgoing.push(frame);
                 }
                 Some(object)
             }
             None => {
                 tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, object = %id, "handshake for an unknown object");
-                let error = RemoteError::UnknownObject {
-                    object: id.into_owned(),
-                };
-                let frame = failure_frame(self.format, Kind::HandshakeReply, request_id, &error);
-                let _ = self.frames.send(frame).await;
+                let error = RemoteError::UnknownObject { object: id.into_owned() };
+                self.outgoing.push(failure_frame(self.format, Kind::HandshakeReply, request_id, &error));
                 None
             }
         }
     }
 
     /// Acts on one message after the handshake.
-    async fn handle(
-        &mut self,
-        object: &Arc<Object>,
-        message: Message,
-    ) -> Result<(), ProtocolError> {
+    fn handle(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
         let request_id = message.header.request_id;
         match message.header.kind {
             Kind::Invoke => self.start_call(object, message),
@@ -165,9 +179,7 @@ impl Session {
             }
             Kind::Ping => {
                 let max = self.shared.config.max_body_len();
-                let pong =
-                    Message::encode(Kind::Pong, Flags::NONE, request_id, &message.body, max)?;
-                let _ = self.frames.send(pong).await;
+                self.outgoing.push(Message::encode(Kind::Pong, Flags::NONE, request_id, &message.body, max)?);
                 Ok(())
             }
             Kind::Pong => Ok(()),
@@ -179,15 +191,38 @@ impl Session {
     }
 
     fn start_call(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
+        let request_id = message.header.request_id;
+        if self.in_flight.contains_key(&request_id) {
+            return Err(ProtocolError::Malformed {
+                what: "invoke",
+                detail: format!("request id {request_id} is already in flight"),
+            });
+        }
+        let mut call = self.call_future(object, message)?;
+        // Most methods finish without waiting: run them here and spare the spawn.
+        if let Some(reply) = (&mut call).now_or_never() {
+            if let Some(reply) = reply {
+                self.outgoing.push(reply);
+            }
+            return Ok(());
+        }
+        let replies = self.replies_tx.clone();
+        let task = self.calls.spawn(async move {
+            if let Some(reply) = call.await {
+                // A failed send means the connection is gone; nobody is left to tell.
+                let _ = replies.send(reply).await;
+            }
+            request_id
+        });
+        self.in_flight.insert(request_id, task);
+        Ok(())
+    }
+
+    /// The whole of one call: dispatch, deadline, panic capture, trace, reply frame.
+    fn call_future(&mut self, object: &Arc<Object>, message: Message) -> Result<CallFuture, ProtocolError> {
         let header = message.header;
         let invoke = Invoke::decode(&message.body)?;
         let oneway = header.flags.contains(Flags::ONEWAY);
-        if self.in_flight.contains_key(&header.request_id) {
-            return Err(ProtocolError::Malformed {
-                what: "invoke",
-                detail: format!("request id {} is already in flight", header.request_id),
-            });
-        }
         let started = Instant::now();
         let call = Call {
             object: object.id(),
@@ -198,35 +233,31 @@ impl Session {
             oneway,
             max_body_len: self.shared.config.max_body_len(),
         };
-        let future = if object.is_registered() {
+        let dispatched = if object.is_registered() {
             object
                 .instance_for_call(&mut self.instance, invoke.method)
                 .and_then(|instance| instance.dispatch(&call))
         } else {
-            Err(RemoteError::UnknownObject {
-                object: object.id().to_string(),
-            })
+            Err(RemoteError::UnknownObject { object: object.id().to_string() })
         };
         let deadline = invoke.deadline;
-        let frames = self.frames.clone();
         let format = self.format;
         let object_id = object.id().clone();
         let peer = self.peer.clone();
         let body = message.body.clone();
-        let task = self.calls.spawn(async move {
-            let outcome = match future {
+        Ok(Box::pin(async move {
+            let outcome = match dispatched {
                 Ok(future) => {
                     let guarded = AssertUnwindSafe(future).catch_unwind();
                     let finished = match deadline {
                         Some(deadline) => tokio::time::timeout(deadline, guarded).await.ok(),
                         None => Some(guarded.await),
                     };
-                    let method = || method_name(&body);
                     match finished {
-                        None => Err(RemoteError::DeadlineExceeded { method: method() }),
+                        None => Err(RemoteError::DeadlineExceeded { method: method_name(&body) }),
                         Some(Ok(result)) => result,
                         Some(Err(panic)) => Err(RemoteError::Panicked {
-                            method: method(),
+                            method: method_name(&body),
                             message: panic_message(&*panic),
                         }),
                     }
@@ -243,29 +274,18 @@ impl Session {
                 outcome = match &outcome { Ok(_) => "ok", Err(error) => error_kind(error) },
                 "call"
             );
-            if !oneway {
-                let frame = outcome.unwrap_or_else(|error| {
-                    failure_frame(format, Kind::Reply, header.request_id, &error)
-                });
-                // A failed send means the connection is gone; nobody is left to tell.
-                let _ = frames.send(frame).await;
+            if oneway {
+                return None;
             }
-            header.request_id
-        });
-        self.in_flight.insert(header.request_id, task);
-        Ok(())
+            Some(outcome.unwrap_or_else(|error| failure_frame(format, Kind::Reply, header.request_id, &error)))
+        }))
     }
 
-    /// Tells the peer why the daemon closes the connection.
-    async fn close(&mut self, error: ProtocolError) {
+    /// Queues a frame telling the peer why the daemon closes the connection.
+    fn close(&mut self, error: ProtocolError) {
         tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "closing connection");
-        let error = RemoteError::Protocol {
-            detail: error.to_string(),
-        };
-        let _ = self
-            .frames
-            .send(failure_frame(self.format, Kind::Close, 0, &error))
-            .await;
+        let error = RemoteError::Protocol { detail: error.to_string() };
+        self.outgoing.push(failure_frame(self.format, Kind::Close, 0, &error));
     }
 }
 
@@ -289,7 +309,7 @@ fn error_kind(error: &RemoteError) -> &'static str {
 
 /// A frame carrying `error` in place of a value.
 fn failure_frame(format: Format, kind: Kind, request_id: u64, error: &RemoteError) -> Bytes {
-    let mut frame = crate::protocol::FrameBuilder::new(kind, Flags::FAILURE, request_id);
+    let mut frame = FrameBuilder::new(kind, Flags::FAILURE, request_id);
     // Encoding a `RemoteError` (strings and integers) into memory cannot fail, and its size
     // is bounded by the daemon's own strings, so the frame is built without a limit.
     let _ = format.encode_into(error, frame.body_mut());
