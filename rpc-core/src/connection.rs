@@ -9,7 +9,6 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::protocol::{HEADER_LEN, Message, ProtocolError};
@@ -130,16 +129,31 @@ impl Outgoing {
         }
     }
 
-    /// Writes as much as one vectored write takes. Cancel-safe: the queue only advances by
-    /// what a completed write reports.
-    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+    /// Writes as much as `write` takes of one vectored write; `Ok(false)` if it would block.
+    /// For sockets written without awaiting, from whichever task holds them.
+    pub(crate) fn try_write_with(
+        &mut self,
+        write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
+    ) -> std::io::Result<bool> {
         self.seal_batch();
-        let slices: Vec<IoSlice<'_>> =
-            self.queue.iter().take(MAX_IO_SLICES).map(|b| IoSlice::new(b)).collect();
-        let mut written = io.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+        let slices: Vec<IoSlice<'_>> = self
+            .queue
+            .iter()
+            .take(MAX_IO_SLICES)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        match write(&slices) {
+            Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                self.advance(written);
+                Ok(true)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(error) => Err(error),
         }
+    }
+
+    fn advance(&mut self, mut written: usize) {
         while written > 0 {
             let Some(front) = self.queue.front_mut() else {
                 break;
@@ -152,33 +166,39 @@ impl Outgoing {
                 written = 0;
             }
         }
+    }
+
+    /// Writes as much as one vectored write takes. Cancel-safe: the queue only advances by
+    /// what a completed write reports.
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
+        self.seal_batch();
+        let slices: Vec<IoSlice<'_>> = self
+            .queue
+            .iter()
+            .take(MAX_IO_SLICES)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let written = io.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.advance(written);
         Ok(())
     }
 
     /// Writes everything queued.
-    pub(crate) async fn flush_to<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+    pub(crate) async fn flush_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
         while !self.is_empty() {
             self.write_to(io).await?;
         }
         io.flush().await
     }
-}
-
-/// Writes every frame sent on `frames` until all senders are gone, coalescing the frames that
-/// are ready at the same time into one write.
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
-    mut io: W,
-    mut frames: mpsc::Receiver<Bytes>,
-) -> std::io::Result<()> {
-    let mut outgoing = Outgoing::default();
-    while let Some(first) = frames.recv().await {
-        outgoing.push(first);
-        while let Ok(frame) = frames.try_recv() {
-            outgoing.push(frame);
-        }
-        outgoing.flush_to(&mut io).await?;
-    }
-    io.shutdown().await
 }
 
 #[cfg(test)]
@@ -267,21 +287,5 @@ mod tests {
         drop(client);
         let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
         assert_eq!(reading.await.unwrap(), expected);
-    }
-
-    #[tokio::test]
-    async fn writer_delivers_every_frame_in_order() {
-        let (tx, rx) = mpsc::channel(4);
-        let (client, mut server) = tokio::io::duplex(1024);
-        let writer = tokio::spawn(write_frames(client, rx));
-        for i in 0..10u8 {
-            tx.send(Bytes::from(vec![i; 3])).await.unwrap();
-        }
-        drop(tx);
-        writer.await.unwrap().unwrap();
-        let mut all = Vec::new();
-        server.read_to_end(&mut all).await.unwrap();
-        let expected: Vec<u8> = (0..10u8).flat_map(|i| [i; 3]).collect();
-        assert_eq!(all, expected);
     }
 }

@@ -2,6 +2,7 @@
 
 mod link;
 mod pending;
+mod writer;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,7 +144,7 @@ impl Proxy {
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = self.invoke_frame(&link, Flags::ONEWAY, request_id, method, args)?;
-        link.frames.send(frame).await.map_err(|_| lost())
+        link.writer.send(frame)
     }
 
     /// Checks that the daemon answers; returns the round-trip time.
@@ -208,7 +209,7 @@ impl Proxy {
             request_id,
             cancellable,
         };
-        link.frames.send(frame).await.map_err(|_| lost())?;
+        link.writer.send(frame)?;
         let reply = match tokio::time::timeout(self.timeout, reply).await {
             Err(_) => return Err(Error::Timeout(self.timeout)),
             Ok(Err(_)) => return Err(lost()),
@@ -273,14 +274,14 @@ impl Drop for Withdraw<'_> {
             // Best effort: if the queue is full the daemon still drops the work at the deadline.
             if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, self.request_id, &[], 0)
             {
-                let _ = self.link.frames.try_send(cancel);
+                let _ = self.link.writer.send(cancel);
             }
         }
     }
 }
 
 fn lost() -> Error {
-    Error::ConnectionLost("the connection closed while sending".into())
+    Error::ConnectionLost("the connection closed before the reply arrived".into())
 }
 
 fn trace_call<T>(

@@ -71,7 +71,10 @@ struct Session<W> {
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
-    async fn run<R: AsyncRead + Unpin>(&mut self, mut reader: FrameReader<R>) -> std::io::Result<()> {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        mut reader: FrameReader<R>,
+    ) -> std::io::Result<()> {
         let Some(object) = self.handshake(&mut reader).await else {
             return self.finish().await;
         };
@@ -126,7 +129,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     /// Reads the handshake and answers it; the object to serve, if the handshake succeeded.
-    async fn handshake<R: AsyncRead + Unpin>(&mut self, reader: &mut FrameReader<R>) -> Option<Arc<Object>> {
+    async fn handshake<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut FrameReader<R>,
+    ) -> Option<Arc<Object>> {
         let timeout = self.shared.config.handshake_timeout;
         let message = match tokio::time::timeout(timeout, reader.read_message()).await {
             Err(_) => {
@@ -152,15 +158,24 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         match self.shared.registry.get(&id) {
             Some(object) => {
                 // An empty body always fits, so the frame always encodes.
-                if let Ok(frame) = Message::encode(Kind::HandshakeReply, Flags::NONE, request_id, &[], 0) {
+                if let Ok(frame) =
+                    Message::encode(Kind::HandshakeReply, Flags::NONE, request_id, &[], 0)
+                {
                     self.outgoing.push(frame);
                 }
                 Some(object)
             }
             None => {
                 tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, object = %id, "handshake for an unknown object");
-                let error = RemoteError::UnknownObject { object: id.into_owned() };
-                self.outgoing.push(failure_frame(self.format, Kind::HandshakeReply, request_id, &error));
+                let error = RemoteError::UnknownObject {
+                    object: id.into_owned(),
+                };
+                self.outgoing.push(failure_frame(
+                    self.format,
+                    Kind::HandshakeReply,
+                    request_id,
+                    &error,
+                ));
                 None
             }
         }
@@ -179,7 +194,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             Kind::Ping => {
                 let max = self.shared.config.max_body_len();
-                self.outgoing.push(Message::encode(Kind::Pong, Flags::NONE, request_id, &message.body, max)?);
+                self.outgoing.push(Message::encode(
+                    Kind::Pong,
+                    Flags::NONE,
+                    request_id,
+                    &message.body,
+                    max,
+                )?);
                 Ok(())
             }
             Kind::Pong => Ok(()),
@@ -219,7 +240,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 
     /// The whole of one call: dispatch, deadline, panic capture, trace, reply frame.
-    fn call_future(&mut self, object: &Arc<Object>, message: Message) -> Result<CallFuture, ProtocolError> {
+    fn call_future(
+        &mut self,
+        object: &Arc<Object>,
+        message: Message,
+    ) -> Result<CallFuture, ProtocolError> {
         let header = message.header;
         let invoke = Invoke::decode(&message.body)?;
         let oneway = header.flags.contains(Flags::ONEWAY);
@@ -238,7 +263,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 .instance_for_call(&mut self.instance, invoke.method)
                 .and_then(|instance| instance.dispatch(&call))
         } else {
-            Err(RemoteError::UnknownObject { object: object.id().to_string() })
+            Err(RemoteError::UnknownObject {
+                object: object.id().to_string(),
+            })
         };
         let deadline = invoke.deadline;
         let format = self.format;
@@ -254,7 +281,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         None => Some(guarded.await),
                     };
                     match finished {
-                        None => Err(RemoteError::DeadlineExceeded { method: method_name(&body) }),
+                        None => Err(RemoteError::DeadlineExceeded {
+                            method: method_name(&body),
+                        }),
                         Some(Ok(result)) => result,
                         Some(Err(panic)) => Err(RemoteError::Panicked {
                             method: method_name(&body),
@@ -277,15 +306,20 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             if oneway {
                 return None;
             }
-            Some(outcome.unwrap_or_else(|error| failure_frame(format, Kind::Reply, header.request_id, &error)))
+            Some(outcome.unwrap_or_else(|error| {
+                failure_frame(format, Kind::Reply, header.request_id, &error)
+            }))
         }))
     }
 
     /// Queues a frame telling the peer why the daemon closes the connection.
     fn close(&mut self, error: ProtocolError) {
         tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "closing connection");
-        let error = RemoteError::Protocol { detail: error.to_string() };
-        self.outgoing.push(failure_frame(self.format, Kind::Close, 0, &error));
+        let error = RemoteError::Protocol {
+            detail: error.to_string(),
+        };
+        self.outgoing
+            .push(failure_frame(self.format, Kind::Close, 0, &error));
     }
 }
 

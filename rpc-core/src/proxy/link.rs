@@ -2,26 +2,21 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::pending::{Ended, Pending};
+use super::writer::{WriteHalf, Writer};
 use crate::codec::Format;
-use crate::connection::{FrameReader, ReadError, write_frames};
+use crate::connection::{FrameReader, ReadError};
 use crate::protocol::{Flags, Kind, Message, ProtocolError, RemoteError};
 use crate::{Config, Error, Location};
-
-/// Frames queued for the writer before callers wait. Deep enough that bursts of calls are
-/// coalesced into few writes.
-const OUTGOING_QUEUE: usize = 1024;
 
 /// An open, handshaken connection to one object at a daemon.
 #[derive(Debug)]
 pub(crate) struct Link {
-    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) writer: Arc<Writer>,
     pub(crate) pending: Arc<Pending>,
     pub(crate) format: Format,
     tasks: [JoinHandle<()>; 2],
@@ -57,12 +52,12 @@ impl Link {
                     // Small calls must not wait for Nagle's algorithm.
                     stream.set_nodelay(true).map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(read, write, object, config).await
+                    Link::handshake(read, write, WriteHalf::Tcp, object, config).await
                 }
                 Location::Unix(path) => {
                     let stream = UnixStream::connect(path).await.map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(read, write, object, config).await
+                    Link::handshake(read, write, WriteHalf::Unix, object, config).await
                 }
             }
         };
@@ -81,6 +76,7 @@ impl Link {
     async fn handshake<R, W>(
         read: R,
         mut write: W,
+        into_half: fn(W) -> WriteHalf,
         object: &str,
         config: &Config,
     ) -> Result<Link, Error>
@@ -125,26 +121,16 @@ impl Link {
                 .into());
             }
         }
-        let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let pending = Arc::new(Pending::default());
+        let (writer, writing) = Writer::start(into_half(write), pending.clone());
         let reading = tokio::spawn(read_replies(
             reader,
             pending.clone(),
-            frames.clone(),
+            writer.clone(),
             format,
         ));
-        let writing = {
-            let pending = pending.clone();
-            tokio::spawn(async move {
-                if let Err(error) = write_frames(write, outgoing).await {
-                    pending.end(Ended::Lost(format!(
-                        "writing to the daemon failed: {error}"
-                    )));
-                }
-            })
-        };
         Ok(Link {
-            frames,
+            writer,
             pending,
             format,
             tasks: [reading, writing],
@@ -161,7 +147,7 @@ impl Link {
 async fn read_replies<R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     pending: Arc<Pending>,
-    frames: mpsc::Sender<Bytes>,
+    writer: Arc<Writer>,
     format: Format,
 ) {
     let ended = loop {
@@ -185,7 +171,8 @@ async fn read_replies<R: AsyncRead + Unpin>(
                     usize::MAX,
                 );
                 if let Ok(pong) = pong {
-                    let _ = frames.send(pong).await;
+                    // A failed send has already ended the connection.
+                    let _ = writer.send(pong);
                 }
             }
             Kind::Pong => {

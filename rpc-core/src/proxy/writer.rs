@@ -1,0 +1,146 @@
+//! `Writer`: sends a proxy's frames. A caller whose frame finds the socket idle writes it
+//! itself, without waking another task; when the socket is busy or full, frames queue up and a
+//! background task writes them, coalesced, as the socket drains.
+
+use std::io::IoSlice;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use tokio::net::{tcp, unix};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::pending::{Ended, Pending};
+use crate::Error;
+use crate::connection::Outgoing;
+
+/// The write half of a proxy's socket.
+#[derive(Debug)]
+pub(crate) enum WriteHalf {
+    Tcp(tcp::OwnedWriteHalf),
+    Unix(unix::OwnedWriteHalf),
+}
+
+impl WriteHalf {
+    fn try_write_vectored(&self, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        match self {
+            WriteHalf::Tcp(half) => half.try_write_vectored(slices),
+            WriteHalf::Unix(half) => half.try_write_vectored(slices),
+        }
+    }
+
+    async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            WriteHalf::Tcp(half) => half.writable().await,
+            WriteHalf::Unix(half) => half.writable().await,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    half: WriteHalf,
+    state: Mutex<State>,
+    /// Wakes the background task when frames are queued for it.
+    queued: Notify,
+    pending: Arc<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    outgoing: Outgoing,
+    /// The background task owns the queue until it has written everything.
+    draining: bool,
+    failed: bool,
+}
+
+impl Writer {
+    /// A writer for `half` and the task that drains its queue; failures end `pending`.
+    pub(crate) fn start(half: WriteHalf, pending: Arc<Pending>) -> (Arc<Writer>, JoinHandle<()>) {
+        let writer = Arc::new(Writer {
+            half,
+            state: Mutex::new(State::default()),
+            queued: Notify::new(),
+            pending,
+        });
+        let task = tokio::spawn(writer.clone().drain());
+        (writer, task)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held; recover anyway.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `frame`: written now if the socket takes it, else queued in order. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] if the connection has failed.
+    pub(crate) fn send(&self, frame: Bytes) -> Result<(), Error> {
+        let mut state = self.state();
+        if state.failed {
+            return Err(Error::ConnectionLost(
+                "writing to the daemon failed earlier".into(),
+            ));
+        }
+        state.outgoing.push(frame);
+        if state.draining {
+            return Ok(());
+        }
+        // Writing while holding the lock keeps frames in order; `try_write` never waits.
+        if let Err(error) = state
+            .outgoing
+            .try_write_with(|slices| self.half.try_write_vectored(slices))
+        {
+            state.failed = true;
+            drop(state);
+            self.pending.end(Ended::Lost(format!(
+                "writing to the daemon failed: {error}"
+            )));
+            return Err(Error::ConnectionLost(error.to_string()));
+        }
+        if !state.outgoing.is_empty() {
+            state.draining = true;
+            self.queued.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The background task: whenever it is handed the queue, writes it out as the socket
+    /// becomes writable, then hands it back.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            self.queued.notified().await;
+            loop {
+                if let Err(error) = self.half.writable().await {
+                    self.fail(error);
+                    return;
+                }
+                let mut state = self.state();
+                match state
+                    .outgoing
+                    .try_write_with(|slices| self.half.try_write_vectored(slices))
+                {
+                    Ok(_) if state.outgoing.is_empty() => {
+                        state.draining = false;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        drop(state);
+                        self.fail(error);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&self, error: std::io::Error) {
+        self.state().failed = true;
+        self.pending.end(Ended::Lost(format!(
+            "writing to the daemon failed: {error}"
+        )));
+    }
+}
