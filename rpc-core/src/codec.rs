@@ -6,6 +6,7 @@
 //! length is rounded up to one of a few tiers; an allocation is at most 16 times the frame.
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use bincode::enc::write::SizeWriter;
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,6 +26,16 @@ pub enum Format {
 #[error("{0}")]
 pub struct CodecError(String);
 
+/// Lets bincode append to a `BytesMut` directly.
+struct BufWriter<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for BufWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.put_slice(bytes);
+        Ok(())
+    }
+}
+
 const fn config<const N: usize>() -> Configuration<LittleEndian, Varint, Limit<N>> {
     bincode::config::standard().with_limit::<N>()
 }
@@ -42,13 +53,18 @@ impl Format {
     ) -> Result<(), CodecError> {
         match self {
             Format::Bincode => {
-                bincode::serde::encode_into_std_write(
+                // Measuring first costs one cheap pass and saves the copies of a growing
+                // buffer, which dominate for large payloads.
+                let mut size = SizeWriter::default();
+                bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard())
+                    .map_err(|e| CodecError(e.to_string()))?;
+                buf.reserve(size.bytes_written);
+                bincode::serde::encode_into_writer(
                     value,
-                    &mut buf.writer(),
+                    BufWriter(buf),
                     bincode::config::standard(),
                 )
-                .map_err(|e| CodecError(e.to_string()))?;
-                Ok(())
+                .map_err(|e| CodecError(e.to_string()))
             }
         }
     }

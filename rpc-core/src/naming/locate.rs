@@ -1,6 +1,7 @@
 //! `locate_ns()`: finds a nameserver by configuration, broadcast, then localhost.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::net::UdpSocket;
 
@@ -49,6 +50,51 @@ pub async fn locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
             Err(Error::NameServerNotFound { tried })
         }
     }
+}
+
+/// Nameservers located earlier, by the configuration that found them. Resolving a name then
+/// costs one lookup on an open connection instead of a new connection each time.
+static LOCATED: Mutex<Vec<(Config, NameServerProxy)>> = Mutex::new(Vec::new());
+
+/// How many configurations the cache remembers; the oldest is forgotten first.
+const LOCATED_CAPACITY: usize = 16;
+
+fn located() -> MutexGuard<'static, Vec<(Config, NameServerProxy)>> {
+    LOCATED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The nameserver for `config`: the one located before, or a newly located one.
+pub(crate) async fn cached_locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
+    let key = cache_key(config);
+    if let Some((_, proxy)) = located().iter().find(|(known, _)| *known == key) {
+        return Ok(proxy.clone());
+    }
+    let proxy = locate_ns(config).await?;
+    let mut cache = located();
+    cache.retain(|(known, _)| *known != key);
+    if cache.len() >= LOCATED_CAPACITY {
+        cache.remove(0);
+    }
+    cache.push((key, proxy.clone()));
+    Ok(proxy)
+}
+
+/// Forgets the nameserver located for `config`, after it failed, so the next resolution
+/// locates one afresh.
+pub(crate) fn forget_ns(config: &Config) {
+    let key = cache_key(config);
+    located().retain(|(known, _)| *known != key);
+}
+
+/// What decides which nameserver `locate_ns` finds: the configuration, with the environment
+/// variables it falls back to read now.
+fn cache_key(config: &Config) -> Config {
+    let mut key = config.clone();
+    key.nameserver.host = key.nameserver.host();
+    key.nameserver.port = Some(key.nameserver.port());
+    key.nameserver.broadcast_port = Some(key.nameserver.broadcast_port());
+    key.nameserver.broadcast_addresses = Some(key.nameserver.broadcast_addresses());
+    key
 }
 
 /// The URI of the nameserver object at `host:port`.

@@ -3,21 +3,34 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 
-use super::locate::locate_ns;
+use super::locate::{cached_locate_ns, forget_ns};
 use super::{DEFAULT_NS_PORT, MetadataQuery, NameServerConfig, NameServerProxy, NamingError};
 use crate::{CallError, Config, Error, HostPort, Uri};
 
 /// The direct URI that `uri` stands for now. A `PYROMETA:` URI picks one of the matching objects
 /// at random, which spreads clients over several workers.
 pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Uri, Error> {
+    let resolved = resolve_once(uri, config).await;
+    match resolved {
+        // The nameserver located earlier is gone: locate one afresh, once. Lookups are
+        // idempotent, so asking again is safe.
+        Err(error) if error.is_communication() => {
+            forget_ns(&nameserver_config(uri, config));
+            resolve_once(uri, config).await
+        }
+        other => other,
+    }
+}
+
+async fn resolve_once(uri: &Uri, config: &Config) -> Result<Uri, Error> {
     match uri {
         Uri::Direct { .. } => Ok(uri.clone()),
-        Uri::Name { name, nameserver } => {
-            let ns = nameserver_for(nameserver.as_ref(), config).await?;
+        Uri::Name { name, .. } => {
+            let ns = nameserver_for(uri, config).await?;
             ns.lookup(name.clone()).await.map_err(naming)
         }
-        Uri::Meta { tags, nameserver } => {
-            let ns = nameserver_for(nameserver.as_ref(), config).await?;
+        Uri::Meta { tags, .. } => {
+            let ns = nameserver_for(uri, config).await?;
             let wanted: BTreeSet<String> = tags.iter().cloned().collect();
             let found = ns.yplookup(MetadataQuery::All(wanted.clone())).await?;
             let pick = RandomState::new().hash_one(found.len()) as usize % found.len().max(1);
@@ -31,18 +44,21 @@ pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Uri, Error> {
 }
 
 /// The nameserver a URI names (`@host:port`), or else the one `locate_ns` finds.
-async fn nameserver_for(
-    named: Option<&HostPort>,
-    config: &Config,
-) -> Result<NameServerProxy, Error> {
-    match named {
-        None => locate_ns(config).await,
-        Some(HostPort { host, port }) => {
-            let mut config = config.clone();
-            config.nameserver = NameServerConfig::at(host.clone(), port.unwrap_or(DEFAULT_NS_PORT));
-            locate_ns(&config).await
-        }
+async fn nameserver_for(uri: &Uri, config: &Config) -> Result<NameServerProxy, Error> {
+    cached_locate_ns(&nameserver_config(uri, config)).await
+}
+
+/// `config`, pointed at the nameserver that `uri` names, if it names one.
+fn nameserver_config(uri: &Uri, config: &Config) -> Config {
+    let named = match uri {
+        Uri::Name { nameserver, .. } | Uri::Meta { nameserver, .. } => nameserver.as_ref(),
+        Uri::Direct { .. } => None,
+    };
+    let mut config = config.clone();
+    if let Some(HostPort { host, port }) = named {
+        config.nameserver = NameServerConfig::at(host.clone(), port.unwrap_or(DEFAULT_NS_PORT));
     }
+    config
 }
 
 fn naming(error: CallError<NamingError>) -> Error {

@@ -138,8 +138,11 @@ impl Link {
     }
 
     /// Whether the connection can still carry calls.
+    ///
+    /// A link whose tasks are gone (their runtime shut down, as happens when a proxy outlives
+    /// the runtime that connected it) can carry nothing, though nothing ended it.
     pub(crate) fn is_open(&self) -> bool {
-        !self.pending.has_ended()
+        !self.pending.has_ended() && !self.tasks.iter().any(JoinHandle::is_finished)
     }
 }
 
