@@ -210,10 +210,9 @@ impl Proxy {
             cancellable,
         };
         link.writer.send(frame)?;
-        let reply = match tokio::time::timeout(self.timeout, reply).await {
+        let reply = match tokio::time::timeout(self.timeout, link.receive(reply)).await {
             Err(_) => return Err(Error::Timeout(self.timeout)),
-            Ok(Err(_)) => return Err(lost()),
-            Ok(Ok(reply)) => reply?,
+            Ok(reply) => reply?,
         };
         std::mem::forget(guard);
         Ok(reply)
@@ -257,7 +256,9 @@ impl Proxy {
             .link
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        link.as_ref().filter(|link| link.is_open()).cloned()
+        let link = link.as_ref()?;
+        link.read_arrived();
+        link.is_open().then(|| link.clone())
     }
 }
 
@@ -278,10 +279,6 @@ impl Drop for Withdraw<'_> {
             }
         }
     }
-}
-
-fn lost() -> Error {
-    Error::ConnectionLost("the connection closed before the reply arrived".into())
 }
 
 fn trace_call<T>(

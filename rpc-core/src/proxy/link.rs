@@ -1,12 +1,16 @@
-//! `Link`: one open connection of a proxy, with its reader and writer tasks.
+//! `Link`: one open connection of a proxy: its writer, and the reading that waiting callers share.
 
 use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::sync::Mutex;
+use tokio::sync::oneshot::error::TryRecvError;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 
-use super::pending::{Ended, Pending};
+use super::pending::{Ended, Pending, Reply};
 use super::writer::{WriteHalf, Writer};
 use crate::codec::Format;
 use crate::connection::{FrameReader, ReadError};
@@ -14,25 +18,35 @@ use crate::protocol::{Flags, Kind, Message, ProtocolError, RemoteError};
 use crate::{Config, Error, Location};
 
 /// An open, handshaken connection to one object at a daemon.
-#[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) writer: Arc<Writer>,
     pub(crate) pending: Arc<Pending>,
     pub(crate) format: Format,
-    tasks: [JoinHandle<()>; 2],
+    /// Read by whichever waiting caller holds the lock.
+    reader: Mutex<FrameReader<BoxedRead>>,
+    writing: JoinHandle<()>,
+}
+
+/// The read half of a TCP or Unix socket.
+type BoxedRead = Box<dyn AsyncRead + Unpin + Send>;
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The last proxy clone is gone: stop the tasks, which closes the socket.
-        for task in &self.tasks {
-            task.abort();
-        }
+        // The last proxy clone is gone: stop the writer; dropping the halves closes the socket.
+        self.writing.abort();
     }
 }
 
 impl Link {
-    /// Connects to `location`, performs the handshake for `object`, and starts the tasks.
+    /// Connects to `location`, performs the handshake for `object`, and starts the writer.
     pub(crate) async fn connect(
         location: &Location,
         object: &str,
@@ -96,6 +110,7 @@ impl Link {
             .write_all(&hello)
             .await
             .map_err(|e| Error::ConnectionLost(format!("sending the handshake failed: {e}")))?;
+        let read: BoxedRead = Box::new(read);
         let mut reader = FrameReader::new(read, max_body_len, config.frame_timeout);
         let format = Format::Bincode;
         let reply = match reader.read_message().await {
@@ -123,47 +138,84 @@ impl Link {
         }
         let pending = Arc::new(Pending::default());
         let (writer, writing) = Writer::start(into_half(write), pending.clone());
-        let reading = tokio::spawn(read_replies(
-            reader,
-            pending.clone(),
-            writer.clone(),
-            format,
-        ));
         Ok(Link {
             writer,
             pending,
             format,
-            tasks: [reading, writing],
+            reader: Mutex::new(reader),
+            writing,
         })
     }
 
     /// Whether the connection can still carry calls.
     ///
-    /// A link whose tasks are gone (their runtime shut down, as happens when a proxy outlives
-    /// the runtime that connected it) can carry nothing, though nothing ended it.
+    /// A link whose writer task is gone (its runtime shut down, as happens when a proxy
+    /// outlives the runtime that connected it) can carry nothing, though nothing ended it.
     pub(crate) fn is_open(&self) -> bool {
-        !self.pending.has_ended() && !self.tasks.iter().any(JoinHandle::is_finished)
+        !self.pending.has_ended() && !self.writing.is_finished()
     }
-}
 
-/// Routes every reply to its call until the connection ends, then fails the calls left.
-async fn read_replies<R: AsyncRead + Unpin>(
-    mut reader: FrameReader<R>,
-    pending: Arc<Pending>,
-    writer: Arc<Writer>,
-    format: Format,
-) {
-    let ended = loop {
-        let message = match reader.read_message().await {
-            Ok(Some(message)) => message,
-            Ok(None) => break Ended::Lost("the daemon closed the connection".into()),
-            Err(error) => break read_error(error),
+    /// Reads whatever has already arrived while no caller was reading, without waiting, so that
+    /// a connection the daemon closed while this proxy was idle is found ended before a call
+    /// is sent on it (and the proxy connects again instead). Costs no system call when nothing
+    /// arrived: tokio knows the socket is not readable.
+    pub(crate) fn read_arrived(&self) {
+        let Ok(mut reader) = self.reader.try_lock() else {
+            return;
         };
+        while let Some(read) = reader.read_message().now_or_never() {
+            if !self.handle_read(read) {
+                return;
+            }
+        }
+    }
+
+    /// Acts on the outcome of one read; false once the connection has ended.
+    fn handle_read(&self, read: Result<Option<Message>, ReadError>) -> bool {
+        let ended = match read {
+            Ok(Some(message)) => self.route(message).err(),
+            Ok(None) => Some(Ended::Lost("the daemon closed the connection".into())),
+            Err(error) => Some(read_error(error)),
+        };
+        match ended {
+            Some(ended) => {
+                tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
+                self.pending.end(ended);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Waits for the reply that `reply` will deliver. While no other caller reads the
+    /// connection, this one does, routing every frame to its call: a lone caller reads its own
+    /// reply, with no hand-off between tasks.
+    pub(crate) async fn receive(&self, mut reply: Reply) -> Result<Message, Error> {
+        loop {
+            tokio::select! {
+                biased;
+                delivered = &mut reply => return delivered.unwrap_or_else(|_| Err(withdrawn())),
+                mut reader = self.reader.lock() => loop {
+                    match reply.try_recv() {
+                        Ok(delivered) => return delivered,
+                        Err(TryRecvError::Closed) => return Err(withdrawn()),
+                        Err(TryRecvError::Empty) => {}
+                    }
+                    let read = reader.read_message().await;
+                    self.handle_read(read);
+                },
+            }
+        }
+    }
+
+    /// Acts on one frame from the daemon; `Err` when the frame ends the connection.
+    fn route(&self, message: Message) -> Result<(), Ended> {
         let header = message.header;
         match header.kind {
             // A reply nobody waits for belongs to a call that was cancelled or timed out.
-            Kind::Reply => {
-                pending.complete(header.request_id, message);
+            Kind::Reply | Kind::Pong => {
+                self.pending.complete(header.request_id, message);
+                Ok(())
             }
             Kind::Ping => {
                 let pong = Message::encode(
@@ -175,31 +227,28 @@ async fn read_replies<R: AsyncRead + Unpin>(
                 );
                 if let Ok(pong) = pong {
                     // A failed send has already ended the connection.
-                    let _ = writer.send(pong);
+                    let _ = self.writer.send(pong);
                 }
+                Ok(())
             }
-            Kind::Pong => {
-                pending.complete(header.request_id, message);
-            }
-            Kind::Close => {
-                let reason = match decode_remote_error(format, &message.body) {
+            Kind::Close => Err(Ended::Lost(
+                match decode_remote_error(self.format, &message.body) {
                     Ok(remote) => format!("the daemon closed the connection: {remote}"),
                     Err(error) => format!(
                         "the daemon closed the connection with an unreadable reason: {error}"
                     ),
-                };
-                break Ended::Lost(reason);
-            }
-            kind => {
-                break Ended::Protocol(ProtocolError::Unexpected {
-                    kind,
-                    context: "a daemon sends only replies, pings, pongs and close after the handshake",
-                });
-            }
+                },
+            )),
+            kind => Err(Ended::Protocol(ProtocolError::Unexpected {
+                kind,
+                context: "a daemon sends only replies, pings, pongs and close after the handshake",
+            })),
         }
-    };
-    tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
-    pending.end(ended);
+    }
+}
+
+fn withdrawn() -> Error {
+    Error::ConnectionLost("the call was withdrawn before its reply arrived".into())
 }
 
 fn read_error(error: ReadError) -> Ended {

@@ -26,7 +26,10 @@ impl Ended {
     }
 }
 
-type Reply = oneshot::Sender<Result<Message, Error>>;
+type Deliver = oneshot::Sender<Result<Message, Error>>;
+
+/// Where a waiting call receives its reply, or the error that ended its connection.
+pub(crate) type Reply = oneshot::Receiver<Result<Message, Error>>;
 
 /// The calls waiting for a reply on one connection. Once the connection has ended, every
 /// waiting call has failed and no new one is accepted, so no call can wait forever.
@@ -37,7 +40,7 @@ pub(crate) struct Pending {
 
 #[derive(Debug, Default)]
 struct State {
-    calls: HashMap<u64, Reply>,
+    calls: HashMap<u64, Deliver>,
     ended: Option<Ended>,
 }
 
@@ -54,10 +57,7 @@ impl Pending {
     /// # Errors
     ///
     /// The connection's end, if it has ended.
-    pub(crate) fn insert(
-        &self,
-        request_id: u64,
-    ) -> Result<oneshot::Receiver<Result<Message, Error>>, Error> {
+    pub(crate) fn insert(&self, request_id: u64) -> Result<Reply, Error> {
         let mut state = self.state();
         if let Some(ended) = &state.ended {
             return Err(ended.to_error());
