@@ -191,20 +191,19 @@ impl Link {
     /// connection, this one does, routing every frame to its call: a lone caller reads its own
     /// reply, with no hand-off between tasks.
     pub(crate) async fn receive(&self, mut reply: Reply) -> Result<Message, Error> {
-        loop {
-            tokio::select! {
-                biased;
-                delivered = &mut reply => return delivered.unwrap_or_else(|_| Err(withdrawn())),
-                mut reader = self.reader.lock() => loop {
-                    match reply.try_recv() {
-                        Ok(delivered) => return delivered,
-                        Err(TryRecvError::Closed) => return Err(withdrawn()),
-                        Err(TryRecvError::Empty) => {}
-                    }
-                    let read = reader.read_message().await;
-                    self.handle_read(read);
-                },
-            }
+        tokio::select! {
+            biased;
+            delivered = &mut reply => delivered.unwrap_or_else(|_| Err(withdrawn())),
+            mut reader = self.reader.lock() => loop {
+                // Another caller may have routed this reply before handing over the reading.
+                match reply.try_recv() {
+                    Ok(delivered) => return delivered,
+                    Err(TryRecvError::Closed) => return Err(withdrawn()),
+                    Err(TryRecvError::Empty) => {}
+                }
+                let read = reader.read_message().await;
+                self.handle_read(read);
+            },
         }
     }
 
