@@ -40,9 +40,26 @@ pub struct Config {
     pub frame_timeout: Duration,
     /// Daemon: connections served at once; further ones are closed at once. Default 1024.
     pub max_connections: usize,
+    /// Daemon: connections served at once from one IP address, so one host cannot take every
+    /// slot. Default 256.
+    pub max_connections_per_address: usize,
     /// Daemon: calls running at once for one connection; the daemon stops reading from a
-    /// connection at the cap until one finishes. Default 128.
+    /// connection at the cap until one finishes. A cancelled call counts until its handler
+    /// has really stopped. Default 128.
     pub max_calls_per_connection: usize,
+    /// Daemon: reply bytes queued for one connection; above this the daemon stops reading
+    /// from a peer that does not read its replies. Default 4 MiB.
+    pub max_queued_bytes: usize,
+    /// Daemon: the largest handshake frame accepted, header included; the full
+    /// `max_message_size` applies only after a successful handshake. Default 4 KiB.
+    pub max_handshake_size: usize,
+    /// Proxy: how often an open connection is pinged to detect a dead daemon or a broken
+    /// network; `None` disables it. Default 15 s.
+    pub keepalive_interval: Option<Duration>,
+    /// Proxy: how long a keepalive ping may go unanswered before the connection is declared
+    /// dead and every call on it fails with [`Error::ConnectionLost`](crate::Error::ConnectionLost).
+    /// Default 10 s.
+    pub keepalive_timeout: Duration,
     /// Daemon: how long a graceful shutdown waits for calls in flight. Default 5 s.
     pub shutdown_grace: Duration,
     /// Daemon: the host to put in the URIs it hands out. Default `None`: the bound address,
@@ -61,6 +78,11 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_address: 256,
+            max_queued_bytes: 4 * 1024 * 1024,
+            max_handshake_size: 4 * 1024,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_timeout: Duration::from_secs(10),
             max_calls_per_connection: 128,
             shutdown_grace: Duration::from_secs(5),
             advertise_host: None,

@@ -56,6 +56,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the largest body accepted from the next frame on (a handshake gets a small
+    /// limit, the calls after it the full one).
+    pub(crate) fn set_max_body_len(&mut self, max_body_len: usize) {
+        self.max_body_len = max_body_len;
+    }
+
     /// Reads the next message; `Ok(None)` when the peer closed the stream between frames.
     ///
     /// Cancel-safe: bytes read so far stay in the buffer, and the frame deadline is kept
@@ -107,10 +113,13 @@ pub(crate) struct Outgoing {
     queue: VecDeque<Bytes>,
     /// Small frames gathered since the last buffer in `queue`.
     batch: BytesMut,
+    /// Bytes queued in all, for back-pressure.
+    len: usize,
 }
 
 impl Outgoing {
     pub(crate) fn push(&mut self, frame: Bytes) {
+        self.len += frame.len();
         if frame.len() < COPY_BELOW {
             self.batch.extend_from_slice(&frame);
         } else {
@@ -120,7 +129,12 @@ impl Outgoing {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.batch.is_empty()
+        self.len == 0
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     fn seal_batch(&mut self) {
@@ -155,6 +169,7 @@ impl Outgoing {
     }
 
     fn advance(&mut self, mut written: usize) {
+        self.len -= written;
         while written > 0 {
             let Some(front) = self.queue.front_mut() else {
                 break;

@@ -1,5 +1,6 @@
 //! `Daemon`: listens on one socket, hosts objects under object ids, serves their calls.
 
+mod admission;
 mod advertise;
 mod registry;
 mod session;
@@ -7,17 +8,17 @@ mod session;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs, UnixListener};
-use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use admission::{Admission, Refusal};
 pub use registry::InstanceMode;
 use registry::{Object, Registry};
 
@@ -316,30 +317,44 @@ impl fmt::Debug for Daemon {
 
 /// Accepts connections until shutdown, then waits for the sessions to end.
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
-    let mut sessions = JoinSet::new();
+    let config = &shared.config;
+    let mut admission = Admission::new(config.max_connections, config.max_connections_per_address);
+    // Each session returns the address it was admitted from, to release its slot.
+    let mut sessions: JoinSet<Option<IpAddr>> = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                // A session that panicked held a slot of an unknown address; it was counted
+                // in all, so release that at least.
+                admission.release(done.unwrap_or(None));
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let connection = match accepted {
             Ok(connection) => connection,
             Err(error) => {
-                tracing::warn!(target: "rpc_core::daemon", %error, "accept failed");
+                admission.warn(&format_args!("accept failed: {error}"));
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                target: "rpc_core::daemon",
-                limit = shared.config.max_connections,
-                "connection refused: too many connections (see `Config::max_connections`)"
-            );
-            continue;
+        let address = match &connection {
+            Accepted::Tcp(_, peer) => Some(peer.ip()),
+            Accepted::Unix(_) => None,
         };
+        if let Err(refusal) = admission.admit(address) {
+            let reason = match refusal {
+                Refusal::Full => "too many connections (see `Config::max_connections`)",
+                Refusal::AddressFull => {
+                    "too many connections from one address (see `Config::max_connections_per_address`)"
+                }
+            };
+            admission.warn(&format_args!("connection refused: {reason}"));
+            // Dropping the connection closes it at once.
+            continue;
+        }
         let shared = shared.clone();
         sessions.spawn(async move {
             match connection {
@@ -354,7 +369,7 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                     session::serve(read, write, Arc::from("unix"), shared).await;
                 }
             }
-            drop(slot);
+            address
         });
     }
     // Stop listening before waiting, so new clients are refused rather than left hanging.

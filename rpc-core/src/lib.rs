@@ -58,6 +58,7 @@ mod codec;
 mod config;
 mod connection;
 mod daemon;
+mod deadline;
 mod dispatch;
 mod error;
 mod naming;
@@ -75,6 +76,7 @@ pub use blocking::PendingCall;
 pub use codec::{CodecError, Format};
 pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE};
 pub use daemon::{Daemon, InstanceMode};
+pub use deadline::remaining as remaining_deadline;
 pub use dispatch::{Call, Dispatch, DispatchFuture};
 pub use error::{CallError, Error};
 pub use naming::{

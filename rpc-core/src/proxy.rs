@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use link::{Link, decode_remote_error};
 
+use crate::deadline;
 use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message};
 use crate::{Config, Error, Uri};
 
@@ -104,31 +105,14 @@ impl Proxy {
     {
         let started = Instant::now();
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
-        let result = match self.invoke(request_id, method, args).await {
-            Ok((link, reply)) => self.decode_reply(&link, &reply, method),
+        // Inside a method the daemon is running, the call gets no more than its caller has left.
+        let timeout = deadline::limit(self.timeout);
+        let result = match self.invoke(request_id, method, args, timeout).await {
+            Ok((link, reply)) => decode_reply(&link, &reply, method, timeout),
             Err(error) => Err(error),
         };
         trace_call(&self.shared.uri, method, request_id, started, &result);
         result
-    }
-
-    /// The value in a reply, or the error the daemon reported in its place.
-    fn decode_reply<R: DeserializeOwned>(
-        &self,
-        link: &Link,
-        reply: &Message,
-        method: &str,
-    ) -> Result<R, Error> {
-        if reply.header.flags.contains(Flags::FAILURE) {
-            let remote = decode_remote_error(link.format, &reply.body)?;
-            return Err(Error::from_remote(remote, self.timeout));
-        }
-        link.format
-            .decode(&reply.body)
-            .map_err(|source| Error::Codec {
-                what: format!("the reply of `{method}`"),
-                source,
-            })
     }
 
     /// Sends a call to `method` that gets no reply, and returns once it is queued for sending.
@@ -143,7 +127,7 @@ impl Proxy {
     ) -> Result<(), Error> {
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
-        let frame = self.invoke_frame(&link, Flags::ONEWAY, request_id, method, args)?;
+        let frame = self.invoke_frame(&link, Flags::ONEWAY, request_id, method, args, None)?;
         link.writer.send(frame)
     }
 
@@ -157,7 +141,8 @@ impl Proxy {
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = Message::encode(Kind::Ping, Flags::NONE, request_id, &[], 0)?;
-        self.round_trip(&link, request_id, frame, false).await?;
+        self.round_trip(&link, request_id, frame, false, self.timeout)
+            .await?;
         Ok(started.elapsed())
     }
 
@@ -166,10 +151,17 @@ impl Proxy {
         request_id: u64,
         method: &str,
         args: &A,
+        timeout: Duration,
     ) -> Result<(Arc<Link>, Message), Error> {
+        if timeout.is_zero() {
+            return Err(Error::Timeout(timeout));
+        }
         let link = self.link().await?;
-        let frame = self.invoke_frame(&link, Flags::NONE, request_id, method, args)?;
-        let reply = self.round_trip(&link, request_id, frame, true).await?;
+        let frame =
+            self.invoke_frame(&link, Flags::NONE, request_id, method, args, Some(timeout))?;
+        let reply = self
+            .round_trip(&link, request_id, frame, true, timeout)
+            .await?;
         Ok((link, reply))
     }
 
@@ -180,9 +172,9 @@ impl Proxy {
         request_id: u64,
         method: &str,
         args: &A,
+        deadline: Option<Duration>,
     ) -> Result<bytes::Bytes, Error> {
         let mut frame = FrameBuilder::new(Kind::Invoke, flags, request_id);
-        let deadline = (!flags.contains(Flags::ONEWAY)).then_some(self.timeout);
         Invoke::write_prefix(frame.body_mut(), deadline, method)?;
         link.format
             .encode_into(args, frame.body_mut())
@@ -200,6 +192,7 @@ impl Proxy {
         request_id: u64,
         frame: bytes::Bytes,
         cancellable: bool,
+        timeout: Duration,
     ) -> Result<Message, Error> {
         let reply = link.pending.insert(request_id)?;
         // From here on, a caller that stops waiting (timeout, or the future dropped) must
@@ -210,8 +203,8 @@ impl Proxy {
             cancellable,
         };
         link.writer.send(frame)?;
-        let reply = match tokio::time::timeout(self.timeout, link.receive(reply)).await {
-            Err(_) => return Err(Error::Timeout(self.timeout)),
+        let reply = match tokio::time::timeout(timeout, link.receive(reply)).await {
+            Err(_) => return Err(Error::Timeout(timeout)),
             Ok(reply) => reply?,
         };
         std::mem::forget(guard);
@@ -241,7 +234,7 @@ impl Proxy {
                     .into(),
             });
         };
-        let link = Arc::new(Link::connect(location, object, &self.shared.config).await?);
+        let link = Link::connect(location, object, &self.shared.config).await?;
         *self
             .shared
             .link
@@ -279,6 +272,25 @@ impl Drop for Withdraw<'_> {
             }
         }
     }
+}
+
+/// The value in a reply, or the error the daemon reported in its place.
+fn decode_reply<R: DeserializeOwned>(
+    link: &Link,
+    reply: &Message,
+    method: &str,
+    timeout: Duration,
+) -> Result<R, Error> {
+    if reply.header.flags.contains(Flags::FAILURE) {
+        let remote = decode_remote_error(link.format, &reply.body)?;
+        return Err(Error::from_remote(remote, timeout));
+    }
+    link.format
+        .decode(&reply.body)
+        .map_err(|source| Error::Codec {
+            what: format!("the reply of `{method}`"),
+            source,
+        })
 }
 
 fn trace_call<T>(

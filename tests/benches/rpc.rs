@@ -102,6 +102,7 @@ async fn run(scale: &Scale) -> Vec<Row> {
     let mut config = Config::default();
     // Room for the idle-connection workload; the default cap is 1,024.
     config.max_connections = 20_000;
+    config.max_connections_per_address = 20_000;
     let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
     let single = daemon
         .register_as("single", BenchSkeleton::new(Impl))

@@ -23,7 +23,9 @@ use super::registry::{Object, panic_message};
 use crate::codec::Format;
 use crate::connection::{FrameReader, Outgoing, ReadError};
 use crate::dispatch::{Call, Dispatch};
-use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message, ProtocolError, RemoteError};
+use crate::protocol::{
+    Flags, FrameBuilder, HEADER_LEN, Invoke, Kind, Message, ProtocolError, RemoteError,
+};
 
 /// A call's work from start to reply frame (`None` for a oneway call).
 type CallFuture = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
@@ -35,7 +37,8 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
-    let reader = FrameReader::new(read, config.max_body_len(), config.frame_timeout);
+    let handshake_limit = config.max_handshake_size.saturating_sub(HEADER_LEN);
+    let reader = FrameReader::new(read, handshake_limit, config.frame_timeout);
     let (replies_tx, replies) = mpsc::channel(config.max_calls_per_connection.max(1));
     let mut session = Session {
         shared: shared.clone(),
@@ -78,7 +81,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let Some(object) = self.handshake(&mut reader).await else {
             return self.finish().await;
         };
+        reader.set_max_body_len(self.shared.config.max_body_len());
         let max_calls = self.shared.config.max_calls_per_connection.max(1);
+        let max_queued = self.shared.config.max_queued_bytes;
         let shutdown = self.shared.shutdown.clone();
         loop {
             tokio::select! {
@@ -92,7 +97,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     }
                 }
                 () = shutdown.cancelled() => break,
-                message = reader.read_message(), if self.calls.len() < max_calls => {
+                // At either cap, stop reading: the peer waits, and TCP flow control slows it.
+                message = reader.read_message(),
+                    if self.calls.len() < max_calls && self.outgoing.len() < max_queued => {
                     let outcome = match message {
                         Ok(Some(message)) => self.handle(&object, message),
                         Ok(None) => break,
@@ -277,7 +284,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 Ok(future) => {
                     let guarded = AssertUnwindSafe(future).catch_unwind();
                     let finished = match deadline {
-                        Some(deadline) => tokio::time::timeout(deadline, guarded).await.ok(),
+                        // Calls the method makes get no more than what is left of this deadline.
+                        Some(deadline) => {
+                            let at = tokio::time::Instant::from_std(started) + deadline;
+                            tokio::time::timeout_at(at, crate::deadline::scope(at, guarded))
+                                .await
+                                .ok()
+                        }
                         None => Some(guarded.await),
                     };
                     match finished {

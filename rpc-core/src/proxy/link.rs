@@ -1,6 +1,7 @@
 //! `Link`: one open connection of a proxy: its writer, and the reading that waiting callers share.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::sync::Mutex;
@@ -9,6 +10,7 @@ use tokio::sync::oneshot::error::TryRecvError;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::pending::{Ended, Pending, Reply};
 use super::writer::{WriteHalf, Writer};
@@ -25,6 +27,7 @@ pub(crate) struct Link {
     /// Read by whichever waiting caller holds the lock.
     reader: Mutex<FrameReader<BoxedRead>>,
     writing: JoinHandle<()>,
+    keepalive: Option<JoinHandle<()>>,
 }
 
 /// The read half of a TCP or Unix socket.
@@ -40,8 +43,11 @@ impl std::fmt::Debug for Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The last proxy clone is gone: stop the writer; dropping the halves closes the socket.
+        // The last proxy clone is gone: stop the tasks; dropping the halves closes the socket.
         self.writing.abort();
+        if let Some(keepalive) = &self.keepalive {
+            keepalive.abort();
+        }
     }
 }
 
@@ -51,7 +57,7 @@ impl Link {
         location: &Location,
         object: &str,
         config: &Config,
-    ) -> Result<Link, Error> {
+    ) -> Result<Arc<Link>, Error> {
         let address = location.to_string();
         let connect_error = |source| Error::Connect {
             address: address.clone(),
@@ -93,7 +99,7 @@ impl Link {
         into_half: fn(W) -> WriteHalf,
         object: &str,
         config: &Config,
-    ) -> Result<Link, Error>
+    ) -> Result<Arc<Link>, Error>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -138,13 +144,18 @@ impl Link {
         }
         let pending = Arc::new(Pending::default());
         let (writer, writing) = Writer::start(into_half(write), pending.clone());
-        Ok(Link {
+        let keepalive = config.keepalive_interval;
+        let keepalive_timeout = config.keepalive_timeout;
+        Ok(Arc::new_cyclic(|link| Link {
             writer,
             pending,
             format,
             reader: Mutex::new(reader),
             writing,
-        })
+            keepalive: keepalive.map(|interval| {
+                tokio::spawn(keep_alive(link.clone(), interval, keepalive_timeout))
+            }),
+        }))
     }
 
     /// Whether the connection can still carry calls.
@@ -242,6 +253,47 @@ impl Link {
                 kind,
                 context: "a daemon sends only replies, pings, pongs and close after the handshake",
             })),
+        }
+    }
+}
+
+/// Request ids of keepalive pings: the upper half of the id space, which a proxy's own
+/// counter never reaches.
+const KEEPALIVE_IDS: u64 = 1 << 63;
+
+/// Pings the daemon every `interval` while the link exists; a ping unanswered within `timeout`
+/// ends the connection, failing every call on it. Holds the link only while pinging, so it does
+/// not keep an unused link alive.
+async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
+    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    for n in KEEPALIVE_IDS.. {
+        ticks.tick().await;
+        let Some(link) = link.upgrade() else {
+            return;
+        };
+        if !link.is_open() {
+            return;
+        }
+        let Ok(reply) = link.pending.insert(n) else {
+            return;
+        };
+        let Ok(ping) = Message::encode(Kind::Ping, Flags::NONE, n, &[], 0) else {
+            return;
+        };
+        if link.writer.send(ping).is_err() {
+            return;
+        }
+        if tokio::time::timeout(timeout, link.receive(reply))
+            .await
+            .is_err()
+        {
+            link.pending.remove(n);
+            tracing::debug!(target: "rpc_core::proxy", ?timeout, "keepalive ping unanswered");
+            link.pending.end(Ended::Lost(format!(
+                "the daemon did not answer a keepalive ping within {timeout:?} (see `Config::keepalive_timeout`)"
+            )));
+            return;
         }
     }
 }
