@@ -52,6 +52,8 @@ pub trait Calc {
     async fn hang(&self);
     /// Waits until the probe's gate opens, then returns `value`.
     async fn gated(&self, value: u64) -> u64;
+    /// Works for `millis` milliseconds, counted in the probe's gauge of running handlers.
+    async fn slow(&self, value: u64, millis: u64) -> u64;
     /// Panics.
     async fn boom(&self) -> u32;
     /// Records a value without a reply.
@@ -77,6 +79,52 @@ pub struct Probe {
     recorded: Mutex<Vec<u64>>,
     /// `record` calls seen.
     pub records: Counter,
+    /// Handlers of `slow` and `hang` running now, and the most ever seen at once.
+    pub running: Gauge,
+}
+
+/// How many of something exist now, and the most that ever did at once.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: std::sync::atomic::AtomicI64,
+    most: std::sync::atomic::AtomicI64,
+}
+
+impl Gauge {
+    fn up(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn down(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many exist now.
+    pub fn now(&self) -> i64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    /// The most that ever existed at once.
+    pub fn most(&self) -> i64 {
+        self.most.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a handler in a gauge for as long as it lives.
+struct Running<'a>(&'a Gauge);
+
+impl<'a> Running<'a> {
+    fn new(gauge: &'a Gauge) -> Running<'a> {
+        gauge.up();
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.down();
+    }
 }
 
 /// A counter whose value a test can wait for.
@@ -150,7 +198,14 @@ impl Calc for CalcImpl {
         a.checked_div(b).ok_or(DivError::ByZero)
     }
 
+    async fn slow(&self, value: u64, millis: u64) -> u64 {
+        let _running = Running::new(&self.probe.running);
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        value
+    }
+
     async fn hang(&self) {
+        let _running = Running::new(&self.probe.running);
         let _dropped = BumpOnDrop(&self.probe.hangs_dropped);
         self.probe.hangs_started.bump();
         std::future::pending::<()>().await;
