@@ -369,3 +369,24 @@ pub fn spawn_hang(calc: &CalcProxy) -> tokio::task::JoinHandle<Result<(), rpc_co
     let calc = calc.clone();
     tokio::spawn(async move { calc.hang().await })
 }
+
+/// Whether to run the robustness tests at full scale (`RPC_FULL_SCALE=1`); CI runs them reduced.
+pub fn full_scale() -> bool {
+    std::env::var("RPC_FULL_SCALE").is_ok_and(|value| value == "1")
+}
+
+/// `full` at full scale, `reduced` otherwise.
+pub fn scaled(full: usize, reduced: usize) -> usize {
+    if full_scale() { full } else { reduced }
+}
+
+/// Resident memory of this process, in bytes.
+pub fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm");
+    pages * 4096
+}

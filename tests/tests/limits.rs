@@ -1,0 +1,313 @@
+//! Resource limits under hostile or careless peers: slow senders, floods, large announced
+//! frames, many calls, many cancels, many sessions. Reduced scale by default; set
+//! `RPC_FULL_SCALE=1` for the figures of the robustness issue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use rpc_core::protocol::{Flags, HEADER_LEN, Kind, Message};
+use rpc_core::{Config, Daemon, InstanceMode, RemoteError};
+use rpc_tests::{
+    CalcImpl, CalcProxy, CalcSkeleton, InstanceProxy, Lifecycle, RawClient, resident_bytes, scaled,
+    within,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Handshakes, then sends `frame` one byte every 100 ms until the daemon closes the
+/// connection; returns how long that took and the daemon's close frame.
+async fn drip_feed(address: std::net::SocketAddr, frame: Vec<u8>) -> (Duration, Message) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let hello = Message::encode(Kind::Handshake, Flags::NONE, 0, b"calc", 1024).unwrap();
+    stream.write_all(&hello).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut reply = [0u8; HEADER_LEN];
+    stream.read_exact(&mut reply).await.unwrap();
+    let started = Instant::now();
+    for byte in frame.iter().cycle() {
+        stream.write_all(&[*byte]).await.unwrap();
+        // Waiting for the daemon's answer paces the drip at one byte per 100 ms.
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(100), stream.read_buf(&mut buf)).await
+        {
+            assert!(read.unwrap() > 0, "the daemon closed without saying why");
+            let elapsed = started.elapsed();
+            loop {
+                if let Some(close) = Message::decode(&mut buf, 1 << 20).unwrap() {
+                    return (elapsed, close);
+                }
+                assert!(
+                    stream.read_buf(&mut buf).await.unwrap() > 0,
+                    "a truncated close frame"
+                );
+            }
+        }
+    }
+    unreachable!("the frame cycles forever")
+}
+
+async fn daemon_with(config: Config) -> (Daemon, CalcProxy, CalcImpl) {
+    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+    let implementation = CalcImpl::default();
+    let uri = daemon
+        .register_as("calc", CalcSkeleton::new(implementation.clone()))
+        .unwrap();
+    (daemon, CalcProxy::new(uri), implementation)
+}
+
+fn invoke_frame(request_id: u64, method: &str, args: &impl serde::Serialize) -> Vec<u8> {
+    let mut frame = rpc_core::protocol::FrameBuilder::new(Kind::Invoke, Flags::NONE, request_id);
+    rpc_core::protocol::Invoke::write_prefix(frame.body_mut(), None, method).unwrap();
+    rpc_core::Format::Bincode
+        .encode_into(args, frame.body_mut())
+        .unwrap();
+    frame.finish(1 << 20).unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn slow_senders_are_cut_at_the_frame_deadline_while_honest_clients_are_served() {
+    let mut config = Config::default();
+    config.frame_timeout = Duration::from_millis(500);
+    config.max_connections_per_address = 1024;
+    let (daemon, honest, _) = daemon_with(config).await;
+    let slow_count = scaled(200, 50);
+    let frame = invoke_frame(1, "add", &(1u64, 2u64));
+    let address = daemon.local_addr().unwrap();
+    let slow: Vec<_> = (0..slow_count)
+        .map(|_| tokio::spawn(drip_feed(address, frame.clone())))
+        .collect();
+    // Meanwhile 8 honest clients call, concurrently.
+    let honest_calls: Vec<_> = (0..8u64)
+        .map(|i| {
+            let calc = CalcProxy::new(honest.proxy().uri().clone());
+            tokio::spawn(async move {
+                for n in 0..20 {
+                    assert_eq!(calc.add(i, n).await.unwrap(), i + n);
+                }
+            })
+        })
+        .collect();
+    for call in honest_calls {
+        within("honest calls", call).await.unwrap();
+    }
+    for sender in slow {
+        let (elapsed, close) = within("a slow sender being cut", sender).await.unwrap();
+        match RawClient::remote_error(&close) {
+            RemoteError::Protocol { detail } => {
+                assert!(detail.contains("did not complete within 500ms"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
+    }
+    println!(
+        "{slow_count} slow senders cut at the 500 ms frame deadline; 160 honest calls all served"
+    );
+}
+
+#[tokio::test]
+async fn connections_announcing_the_largest_frame_cost_little_memory() {
+    let mut config = Config::default();
+    config.max_connections_per_address = 2048;
+    config.max_connections = 2048;
+    let (daemon, calc, _) = daemon_with(config).await;
+    let count = scaled(1000, 1000);
+    let before = resident_bytes();
+    let mut header = Message::encode(Kind::Invoke, Flags::NONE, 1, b"", 1 << 20)
+        .unwrap()
+        .to_vec();
+    let announced = (rpc_core::DEFAULT_MAX_MESSAGE_SIZE - HEADER_LEN) as u32;
+    header[16..HEADER_LEN].copy_from_slice(&announced.to_be_bytes());
+    let mut connections = Vec::new();
+    for _ in 0..count {
+        let mut raw = RawClient::connect(&daemon).await;
+        raw.handshake("calc").await;
+        raw.send(&header).await;
+        connections.push(raw);
+    }
+    // A call after all of them went through the same daemon, so every header has been read.
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    let grown = resident_bytes().saturating_sub(before);
+    println!(
+        "{count} connections each announcing an {announced}-byte frame: memory grew {} KiB ({} bytes each)",
+        grown / 1024,
+        grown / count
+    );
+    assert!(grown < 64 << 20, "memory grew by {grown} bytes");
+    drop(connections);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_at_once_and_others_unaffected() {
+    let mut config = Config::default();
+    config.max_connections = 20;
+    let (daemon, calc, _) = daemon_with(config).await;
+    calc.proxy().connect().await.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..19 {
+        let mut raw = RawClient::connect(&daemon).await;
+        raw.handshake("calc").await;
+        idle.push(raw);
+    }
+    for _ in 0..scaled(200, 30) {
+        let mut extra = TcpStream::connect(daemon.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let read = within("the refusal", extra.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "an extra connection must be closed, read {read:?}"
+        );
+    }
+    assert_eq!(
+        calc.add(2, 2).await.unwrap(),
+        4,
+        "an existing client is unaffected"
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let mut config = Config::default();
+    config.max_connections_per_address = 5;
+    let (daemon, _, _) = daemon_with(config).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut raw = RawClient::connect(&daemon).await;
+        raw.handshake("calc").await;
+        held.push(raw);
+    }
+    let mut sixth = TcpStream::connect(daemon.local_addr().unwrap())
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(
+        within("the refusal", sixth.read(&mut byte)).await,
+        Ok(0) | Err(_)
+    ));
+    drop(held.pop());
+    // Once one closes, the address may connect again (the daemon learns of the close first).
+    let calc = CalcProxy::new(daemon.uri_for("calc"));
+    within("a slot freeing up", async {
+        while calc.add(1, 1).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_thousand_calls_on_one_connection_never_run_more_handlers_than_the_cap() {
+    let mut config = Config::default();
+    config.max_calls_per_connection = 16;
+    let (_daemon, calc, implementation) = daemon_with(config).await;
+    let calls = scaled(1000, 1000) as u64;
+    let results = futures_util::future::join_all((0..calls).map(|i| calc.slow(i, 2))).await;
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), i as u64, "call {i} lost or mismatched");
+    }
+    let most = implementation.probe.running.most();
+    println!("{calls} calls to a slow method: at most {most} handlers at once (cap 16), none lost");
+    assert!(most <= 16 && most > 1, "{most}");
+}
+
+#[tokio::test]
+async fn call_then_cancel_cycles_keep_handlers_under_the_cap_and_memory_flat() {
+    let mut config = Config::default();
+    config.max_calls_per_connection = 32;
+    let (_daemon, calc, implementation) = daemon_with(config).await;
+    calc.add(1, 1).await.unwrap();
+    let cycles = scaled(20_000, 2_000);
+    let before = resident_bytes();
+    for _ in 0..cycles {
+        // Poll once, so the call is sent, then drop it: the proxy sends a cancel.
+        let mut call = Box::pin(calc.hang());
+        assert!((&mut call).now_or_never().is_none());
+        drop(call);
+    }
+    // Every handler that started has stopped; the connection still works.
+    assert_eq!(
+        within("a call after the cycles", calc.add(2, 3))
+            .await
+            .unwrap(),
+        5
+    );
+    let probe = &implementation.probe;
+    within("every handler stopping", async {
+        while probe.running.now() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let grown = resident_bytes().saturating_sub(before);
+    println!(
+        "{cycles} call-then-cancel cycles: {} handlers started, at most {} at once (cap 32), memory grew {} KiB",
+        probe.hangs_started.get(),
+        probe.running.most(),
+        grown / 1024
+    );
+    assert!(probe.running.most() <= 32);
+    assert!(grown < 16 << 20, "memory grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn session_and_percall_instances_all_go_away_after_many_clients() {
+    for mode in [InstanceMode::Session, InstanceMode::PerCall] {
+        let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+        let lifecycle = Arc::new(Lifecycle::default());
+        let factory = lifecycle.clone();
+        let uri = daemon
+            .register_factory("instance", mode, move || factory.build())
+            .unwrap();
+        let cycles = scaled(1000, 200) as u64;
+        for _ in 0..cycles {
+            let client = InstanceProxy::new(uri.clone());
+            client.serial().await.unwrap();
+        }
+        within("every instance dropped", lifecycle.dropped.wait_for(cycles)).await;
+        assert_eq!(lifecycle.built(), cycles, "{mode:?}");
+        println!("{mode:?}: {cycles} connect/call/disconnect cycles, live instances back to 0");
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_does_not_read_its_replies_is_no_longer_read() {
+    let mut config = Config::default();
+    config.max_queued_bytes = 256 * 1024;
+    let (daemon, calc, _) = daemon_with(config).await;
+    let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
+        .await
+        .unwrap();
+    let hello = Message::encode(Kind::Handshake, Flags::NONE, 0, b"calc", 1024).unwrap();
+    stream.write_all(&hello).await.unwrap();
+    // Ask for 64 replies of 1 MiB and never read them: the daemon must stop reading requests
+    // once its queue and the socket buffers are full, rather than buffer 64 MiB.
+    let before = resident_bytes();
+    let request = invoke_frame(0, "fill", &(1u32 << 20,));
+    let writer = tokio::spawn(async move {
+        for id in 1..=64u64 {
+            let mut frame = request.clone();
+            frame[8..16].copy_from_slice(&id.to_be_bytes());
+            if stream.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        stream
+    });
+    // The writer may finish (requests are small) but the daemon cannot have made 64 replies.
+    let stream = within("sending the requests", writer).await.unwrap();
+    assert_eq!(
+        calc.add(1, 1).await.unwrap(),
+        2,
+        "other clients are served meanwhile"
+    );
+    let grown = resident_bytes().saturating_sub(before);
+    println!("a peer that never reads: memory grew {} KiB", grown / 1024);
+    assert!(grown < 32 << 20, "memory grew by {grown} bytes");
+    drop(stream);
+}
