@@ -148,6 +148,14 @@ impl Counter {
         *self.0.borrow()
     }
 
+    /// Waits until the value is at least `n`, however long that takes.
+    pub async fn wait_for_forever(&self, n: u64) {
+        let mut rx = self.0.subscribe();
+        rx.wait_for(|v| *v >= n)
+            .await
+            .expect("the counter's sender lives in the probe");
+    }
+
     /// Waits until the value is at least `n`, failing the test after [`PATIENCE`].
     pub async fn wait_for(&self, n: u64) {
         let mut rx = self.0.subscribe();

@@ -1,0 +1,129 @@
+//! A daemon process killed with 100 calls in flight: every call fails with a typed error at once,
+//! and after a restart on the same port the next call succeeds.
+//!
+//! The daemon is this test binary, run again with `RPC_CRASH_ROLE=daemon`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use rpc_core::{Location, Uri};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, within};
+
+const ROLE: &str = "RPC_CRASH_ROLE";
+const IN_FLIGHT: u64 = 100;
+
+// Reading the child's output blocks a thread, so the calls need another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_daemon_fails_every_call_in_flight_and_a_restart_serves_again() {
+    let (mut daemon, port) = spawn_daemon(0);
+    let calc = CalcProxy::new(Uri::direct(
+        "calc",
+        Location::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+    ));
+    let calls: Vec<_> = (0..IN_FLIGHT)
+        .map(|i| {
+            let calc = calc.clone();
+            tokio::spawn(async move { calc.gated(i).await })
+        })
+        .collect();
+    expect_line(&mut daemon, "STARTED");
+
+    daemon.kill().unwrap();
+    let killed = Instant::now();
+    for call in calls {
+        let error = within("a call failing", call).await.unwrap().unwrap_err();
+        assert!(error.is_communication(), "{error}");
+    }
+    let elapsed = killed.elapsed();
+    println!(
+        "daemon killed with {IN_FLIGHT} calls in flight: all failed with a typed error within {elapsed:?}"
+    );
+    daemon.wait().unwrap();
+
+    let (mut restarted, same_port) = spawn_daemon(port);
+    assert_eq!(same_port, port);
+    assert_eq!(
+        within("the call after the restart", calc.add(2, 2))
+            .await
+            .unwrap(),
+        4
+    );
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
+
+/// Starts the daemon process on `port` (0 for any) and returns it with its port.
+fn spawn_daemon(port: u16) -> (Child, u16) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "daemon_role",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = expect_line(&mut child, "PORT");
+    let port = line.trim_start_matches("PORT ").parse().unwrap();
+    (child, port)
+}
+
+/// Reads the child's output up to the line that says `word`; the test harness may have
+/// printed its own text before it on the same line.
+fn expect_line(child: &mut Child, word: &str) -> String {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the daemon process ended before saying {word}"
+        );
+        if let Some((_, said)) = line.split_once("ROLE: ") {
+            let said = said.trim().to_owned();
+            assert!(
+                said.starts_with(word),
+                "expected {word}, the daemon said {said}"
+            );
+            return said;
+        }
+    }
+}
+
+#[test]
+#[ignore = "the daemon process of killing_the_daemon_fails_every_call_in_flight_and_a_restart_serves_again"]
+fn daemon_role() {
+    let port: u16 = std::env::var(ROLE)
+        .expect("run by the crash test")
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let daemon = rpc_core::Daemon::bind(format!("127.0.0.1:{port}").as_str())
+            .await
+            .unwrap();
+        let implementation = CalcImpl::default();
+        daemon
+            .register_as("calc", CalcSkeleton::new(implementation.clone()))
+            .unwrap();
+        println!("ROLE: PORT {}", daemon.local_addr().unwrap().port());
+        std::io::stdout().flush().unwrap();
+        implementation
+            .probe
+            .gated_waiting
+            .wait_for_forever(IN_FLIGHT)
+            .await;
+        println!("ROLE: STARTED");
+        std::io::stdout().flush().unwrap();
+        std::future::pending::<()>().await;
+    });
+}
