@@ -21,7 +21,7 @@ async fn traffic(calc: CalcProxy, task: u64, until: Instant) -> Tally {
     let mut seq = 0u64;
     while Instant::now() < until {
         seq += 1;
-        if seq % 10 == 0 {
+        if seq.is_multiple_of(10) {
             // A deadline far shorter than the work: a typed timeout, never a reply.
             let short = calc.clone().with_timeout(Duration::from_millis(5));
             match short.slow(seq, 50).await {

@@ -49,3 +49,85 @@ async fn the_timeout_is_per_proxy_handle_and_comes_from_the_config() {
         Duration::from_secs(30)
     );
 }
+
+/// A service that reports the deadline it runs under, and asks another object for its own.
+#[rpc_core::service]
+pub trait Deadlines {
+    /// What is left of this call's deadline, in milliseconds.
+    async fn remaining_ms(&self) -> Option<u64>;
+    /// What `target` sees as left of its deadline when called from inside this call.
+    async fn relay(&self, target: DeadlinesProxy) -> Option<u64>;
+}
+
+struct Reporter;
+
+impl Deadlines for Reporter {
+    async fn remaining_ms(&self) -> Option<u64> {
+        rpc_core::remaining_deadline().map(|left| left.as_millis() as u64)
+    }
+
+    async fn relay(&self, target: DeadlinesProxy) -> Option<u64> {
+        target.remaining_ms().await.expect("the inner call")
+    }
+}
+
+#[tokio::test]
+async fn a_method_passes_on_what_is_left_of_its_deadline() {
+    let daemon = spawn_daemon().await;
+    let uri = daemon.register(DeadlinesSkeleton::new(Reporter)).unwrap();
+    let outer = DeadlinesProxy::new(uri.clone()).with_timeout(Duration::from_secs(2));
+    let inner = DeadlinesProxy::new(uri);
+    let direct = outer
+        .remaining_ms()
+        .await
+        .unwrap()
+        .expect("calls carry a deadline");
+    assert!(direct <= 2000 && direct > 1000, "{direct}");
+    // The inner proxy's own timeout is the default 30 s; the call gets what is left of 2 s.
+    let relayed = outer
+        .relay(inner)
+        .await
+        .unwrap()
+        .expect("the inner call carries a deadline");
+    assert!(relayed <= 2000, "the inner call got {relayed} ms");
+}
+
+#[tokio::test]
+async fn keepalive_pings_fail_calls_on_a_connection_whose_peer_went_silent() {
+    // A daemon that answers the handshake, then never answers anything again.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut hello = [0u8; rpc_core::protocol::HEADER_LEN + 4];
+        stream.read_exact(&mut hello).await.unwrap();
+        let ok = rpc_core::protocol::Message::encode(
+            rpc_core::protocol::Kind::HandshakeReply,
+            rpc_core::protocol::Flags::NONE,
+            0,
+            &[],
+            0,
+        )
+        .unwrap();
+        stream.write_all(&ok).await.unwrap();
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink).await;
+    });
+    let mut config = Config::default();
+    config.keepalive_interval = Some(Duration::from_millis(200));
+    config.keepalive_timeout = Duration::from_millis(200);
+    let uri = format!("PYRO:calc@127.0.0.1:{port}").parse().unwrap();
+    let calc = CalcProxy::from_proxy(Proxy::with_config(uri, config));
+    let started = std::time::Instant::now();
+    let error = rpc_tests::within("the keepalive", calc.hang())
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(&error, Error::ConnectionLost(reason) if reason.contains("keepalive")),
+        "{error}"
+    );
+    println!("a silent peer was noticed after {elapsed:?} (interval 200 ms + timeout 200 ms)");
+    silent.abort();
+}

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::sync::Mutex;
-use tokio::sync::oneshot::error::TryRecvError;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -206,14 +205,15 @@ impl Link {
             biased;
             delivered = &mut reply => delivered.unwrap_or_else(|_| Err(withdrawn())),
             mut reader = self.reader.lock() => loop {
-                // Another caller may have routed this reply before handing over the reading.
-                match reply.try_recv() {
-                    Ok(delivered) => return delivered,
-                    Err(TryRecvError::Closed) => return Err(withdrawn()),
-                    Err(TryRecvError::Empty) => {}
+                // Read for everyone until this call's reply is delivered, by this reader or
+                // by the end of the connection (a failed keepalive, say).
+                tokio::select! {
+                    biased;
+                    delivered = &mut reply => return delivered.unwrap_or_else(|_| Err(withdrawn())),
+                    read = reader.read_message() => {
+                        self.handle_read(read);
+                    }
                 }
-                let read = reader.read_message().await;
-                self.handle_read(read);
             },
         }
     }
