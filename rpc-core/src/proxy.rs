@@ -84,6 +84,13 @@ impl Proxy {
         &self.shared.uri
     }
 
+    /// Whether the proxy holds a connection that can carry calls now. It connects lazily and
+    /// again after a failure, so `false` is no error; it turns `false` when the daemon closes
+    /// the connection or a keepalive ping goes unanswered.
+    pub fn is_connected(&self) -> bool {
+        self.current_link().is_some()
+    }
+
     /// Connects now, if not connected yet, rather than at the first call.
     ///
     /// # Errors
