@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rpc_core::Error;
-use rpc_tests::{CalcProxy, full_scale, serve_calc, within};
+use rpc_tests::{CalcProxy, PATIENCE, full_scale, serve_calc};
 use serde_bytes::ByteBuf;
 
 const SIZES: [usize; 3] = [0, 1024, 271_828];
@@ -73,7 +73,11 @@ async fn mixed_traffic_loses_nothing() {
         .collect();
     let mut total = Tally::default();
     for task in tasks {
-        let tally = within("a traffic task", task).await.unwrap();
+        // Each task runs for `duration`; beyond that, the usual patience.
+        let tally = tokio::time::timeout(duration + PATIENCE, task)
+            .await
+            .expect("a traffic task outlived the soak")
+            .unwrap();
         total.replies += tally.replies;
         total.timeouts += tally.timeouts;
     }
