@@ -1,5 +1,7 @@
 //! A daemon process killed with 100 calls in flight: every call fails with a typed error at once,
-//! and after a restart on the same port the next call succeeds.
+//! and after a restart on the same port the next call succeeds. And a daemon process that runs
+//! out of file descriptors keeps accepting once they free up. And a daemon process that runs
+//! out of file descriptors keeps accepting once they free up.
 //!
 //! The daemon is this test binary, run again with `RPC_CRASH_ROLE=daemon`.
 
@@ -56,9 +58,62 @@ async fn killing_the_daemon_fails_every_call_in_flight_and_a_restart_serves_agai
     restarted.wait().unwrap();
 }
 
+// Reading the child's output blocks a thread, so the connections need another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accept_loop_survives_running_out_of_file_descriptors() {
+    // A daemon allowed 48 open files in all: a few for the runtime, the rest for connections.
+    let (mut daemon, port) = spawn_daemon_with(0, &["prlimit", "--nofile=48:48"]);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        // The kernel completes these connections in the listen backlog; the daemon runs out of
+        // descriptors accepting them.
+        flood.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    let calc = CalcProxy::new(Uri::direct(
+        "calc",
+        Location::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+    ));
+    drop(flood);
+    // Once the flood is gone, descriptors free up and the daemon serves again.
+    let sum = within("a call after the flood", async {
+        loop {
+            if let Ok(sum) = calc.add(2, 3).await {
+                return sum;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(sum, 5);
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon process is still running"
+    );
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
 /// Starts the daemon process on `port` (0 for any) and returns it with its port.
 fn spawn_daemon(port: u16) -> (Child, u16) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    spawn_daemon_with(port, &[])
+}
+
+/// As [`spawn_daemon`], with the daemon run by the command `wrapper` (such as `prlimit`).
+fn spawn_daemon_with(port: u16, wrapper: &[&str]) -> (Child, u16) {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args([
             "daemon_role",
             "--exact",
