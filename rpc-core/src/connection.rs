@@ -137,6 +137,16 @@ impl Outgoing {
         self.len
     }
 
+    /// The queued buffers, as one vectored write takes them.
+    fn slices(&mut self) -> Vec<IoSlice<'_>> {
+        self.seal_batch();
+        self.queue
+            .iter()
+            .take(MAX_IO_SLICES)
+            .map(|b| IoSlice::new(b))
+            .collect()
+    }
+
     fn seal_batch(&mut self) {
         if !self.batch.is_empty() {
             // `split` keeps the batch's spare capacity for the next small frames.
@@ -150,13 +160,7 @@ impl Outgoing {
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
-        self.seal_batch();
-        let slices: Vec<IoSlice<'_>> = self
-            .queue
-            .iter()
-            .take(MAX_IO_SLICES)
-            .map(|b| IoSlice::new(b))
-            .collect();
+        let slices = self.slices();
         match write(&slices) {
             Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
             Ok(written) => {
@@ -190,13 +194,7 @@ impl Outgoing {
         &mut self,
         io: &mut W,
     ) -> std::io::Result<()> {
-        self.seal_batch();
-        let slices: Vec<IoSlice<'_>> = self
-            .queue
-            .iter()
-            .take(MAX_IO_SLICES)
-            .map(|b| IoSlice::new(b))
-            .collect();
+        let slices = self.slices();
         let written = io.write_vectored(&slices).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
@@ -228,26 +226,10 @@ mod tests {
         bytes.extend_from_slice(&Message::encode(Kind::Ping, Flags::NONE, 1, b"x", 100).unwrap());
         bytes.extend_from_slice(&Message::encode(Kind::Pong, Flags::NONE, 2, b"", 100).unwrap());
         let mut reader = FrameReader::new(&bytes[..], 100, Duration::from_secs(1));
-        assert_eq!(
-            reader
-                .read_message()
-                .await
-                .unwrap()
-                .unwrap()
-                .header
-                .request_id,
-            1
-        );
-        assert_eq!(
-            reader
-                .read_message()
-                .await
-                .unwrap()
-                .unwrap()
-                .header
-                .request_id,
-            2
-        );
+        for expected in [1, 2] {
+            let message = reader.read_message().await.unwrap().unwrap();
+            assert_eq!(message.header.request_id, expected);
+        }
         assert!(reader.read_message().await.unwrap().is_none());
     }
 
