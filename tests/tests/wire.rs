@@ -310,3 +310,15 @@ async fn a_proxy_facing_an_oversized_reply_header_fails_with_a_typed_error() {
     );
     fake_daemon.abort();
 }
+
+#[tokio::test]
+async fn a_daemon_that_shuts_down_says_so_before_closing() {
+    let (daemon, _, _) = rpc_tests::serve_calc().await;
+    let mut raw = RawClient::connect(&daemon).await;
+    raw.handshake("calc").await;
+    within("the shutdown", daemon.shutdown()).await;
+    let close = raw.receive().await.expect("a close frame");
+    assert_eq!(close.header.kind, Kind::Close);
+    assert_eq!(RawClient::remote_error(&close), RemoteError::ShuttingDown);
+    assert!(raw.receive().await.is_none());
+}

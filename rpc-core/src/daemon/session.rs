@@ -131,6 +131,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         while let Ok(reply) = self.replies.try_recv() {
             self.outgoing.push(reply);
         }
+        // After the last reply, tell a client of a daemon that is going away why the
+        // connection closes.
+        if self.shared.shutdown.is_cancelled() {
+            let frame = failure_frame(self.format, Kind::Close, 0, &RemoteError::ShuttingDown);
+            self.outgoing.push(frame);
+        }
         self.outgoing.flush_to(&mut self.writer).await?;
         self.writer.shutdown().await
     }
