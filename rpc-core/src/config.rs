@@ -50,6 +50,10 @@ pub struct Config {
     /// Daemon: reply bytes queued for one connection; above this the daemon stops reading
     /// from a peer that does not read its replies. Default 4 MiB.
     pub max_queued_bytes: usize,
+    /// Daemon: bytes that large frames (over 64 KiB) being received may occupy at once, over
+    /// all connections. A connection whose frame does not fit waits, within its frame
+    /// deadline, before its body is read. Default 256 MiB.
+    pub max_buffered_bytes: usize,
     /// Daemon: the largest handshake frame accepted, header included; the full
     /// `max_message_size` applies only after a successful handshake. Default 4 KiB.
     pub max_handshake_size: usize,
@@ -80,6 +84,7 @@ impl Default for Config {
             max_connections: 1024,
             max_connections_per_address: 256,
             max_queued_bytes: 4 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
             max_handshake_size: 4 * 1024,
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_timeout: Duration::from_secs(10),

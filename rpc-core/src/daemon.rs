@@ -22,6 +22,7 @@ use admission::{Admission, Refusal};
 pub use registry::InstanceMode;
 use registry::{Object, Registry};
 
+use crate::connection::Budget;
 use crate::{Config, Dispatch, Error, Location, Uri};
 
 /// How long the accept loop pauses after an accept error (such as running out of file
@@ -84,6 +85,8 @@ struct Shared {
     shutdown: CancellationToken,
     next_object: AtomicU64,
     id_hasher: RandomState,
+    /// Shared by every connection's reader: see `Config::max_buffered_bytes`.
+    buffer_budget: Budget,
 }
 
 enum Listener {
@@ -162,6 +165,7 @@ impl Daemon {
         local_addr: Option<SocketAddr>,
         socket_file: Option<PathBuf>,
     ) -> Daemon {
+        let buffer_budget = Budget::new(config.max_buffered_bytes);
         let shared = Arc::new(Shared {
             registry: Registry::default(),
             config,
@@ -169,6 +173,7 @@ impl Daemon {
             shutdown: CancellationToken::new(),
             next_object: AtomicU64::new(0),
             id_hasher: RandomState::new(),
+            buffer_budget,
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Daemon {

@@ -38,7 +38,8 @@ where
 {
     let config = &shared.config;
     let handshake_limit = config.max_handshake_size.saturating_sub(HEADER_LEN);
-    let reader = FrameReader::new(read, handshake_limit, config.frame_timeout);
+    let reader = FrameReader::new(read, handshake_limit, config.frame_timeout)
+        .with_budget(shared.buffer_budget.clone());
     let (replies_tx, replies) = mpsc::channel(config.max_calls_per_connection.max(1));
     let mut session = Session {
         shared: shared.clone(),
