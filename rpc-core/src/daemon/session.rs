@@ -85,7 +85,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         reader.set_max_body_len(self.shared.config.max_body_len());
         let max_calls = self.shared.config.max_calls_per_connection.max(1);
         let max_queued = self.shared.config.max_queued_bytes;
-        let shutdown = self.shared.shutdown.clone();
+        // One waiter for the whole session: making a new one per loop would lock the shared
+        // token on every frame, across every connection.
+        let shutdown = self.shared.shutdown.clone().cancelled_owned();
+        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
@@ -97,7 +100,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         self.in_flight.remove(&request_id);
                     }
                 }
-                () = shutdown.cancelled() => break,
+                () = &mut shutdown => break,
                 // At either cap, stop reading: the peer waits, and TCP flow control slows it.
                 message = reader.read_message(),
                     if self.calls.len() < max_calls && self.outgoing.len() < max_queued => {

@@ -1,5 +1,6 @@
 //! `Link`: one open connection of a proxy: its writer, and the reading that waiting callers share.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -27,7 +28,14 @@ pub(crate) struct Link {
     reader: Mutex<FrameReader<BoxedRead>>,
     writing: JoinHandle<()>,
     keepalive: Option<JoinHandle<()>>,
+    opened: Instant,
+    /// When a frame was last read, in milliseconds after `opened`.
+    last_read_ms: AtomicU64,
 }
+
+/// How long a link must have read nothing before a new call first looks for frames that
+/// arrived meanwhile (such as the daemon closing the connection).
+const IDLE_CHECK_AFTER_MS: u64 = 10;
 
 /// The read half of a TCP or Unix socket.
 type BoxedRead = Box<dyn AsyncRead + Unpin + Send>;
@@ -151,6 +159,8 @@ impl Link {
             format,
             reader: Mutex::new(reader),
             writing,
+            opened: Instant::now(),
+            last_read_ms: AtomicU64::new(0),
             keepalive: keepalive.map(|interval| {
                 tokio::spawn(keep_alive(link.clone(), interval, keepalive_timeout))
             }),
@@ -167,9 +177,14 @@ impl Link {
 
     /// Reads whatever has already arrived while no caller was reading, without waiting, so that
     /// a connection the daemon closed while this proxy was idle is found ended before a call
-    /// is sent on it (and the proxy connects again instead). Costs no system call when nothing
-    /// arrived: tokio knows the socket is not readable.
+    /// is sent on it (and the proxy connects again instead). Skipped on a link that was busy a
+    /// moment ago, where it would only cost a system call per call.
     pub(crate) fn read_arrived(&self) {
+        let idle_ms = (self.opened.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_read_ms.load(Ordering::Relaxed));
+        if idle_ms < IDLE_CHECK_AFTER_MS {
+            return;
+        }
         let Ok(mut reader) = self.reader.try_lock() else {
             return;
         };
@@ -182,6 +197,8 @@ impl Link {
 
     /// Acts on the outcome of one read; false once the connection has ended.
     fn handle_read(&self, read: Result<Option<Message>, ReadError>) -> bool {
+        self.last_read_ms
+            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
         let ended = match read {
             Ok(Some(message)) => self.route(message).err(),
             Ok(None) => Some(Ended::Lost("the daemon closed the connection".into())),
