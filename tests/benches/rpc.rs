@@ -118,11 +118,13 @@ async fn run(scale: &Scale) -> Vec<Row> {
     // 1. Sequential small calls from one proxy.
     let proxy = BenchProxy::new(single.clone());
     proxy.add(1, 1).await.unwrap();
-    let ours = median(scale.rounds, || {
-        sequential(scale.sequential_calls, |a| proxy.add(a, 1))
-    })
+    let (ours, base) = interleaved(
+        scale.rounds,
+        || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
+        || raw_sequential(raw, scale.sequential_calls),
+    )
     .await;
-    let base = median(scale.rounds, || raw_sequential(raw, scale.sequential_calls)).await;
+    let (ours, base) = (median_run(ours), median_run(base));
     rows.push(Row::rate("sequential add: calls/s", ours.rate, base.rate));
     rows.push(Row::latency(
         "sequential add: p50 latency",
@@ -136,26 +138,24 @@ async fn run(scale: &Scale) -> Vec<Row> {
     ));
 
     // 2. One connection, 64 calls in flight.
-    let ours = median_rate(scale.rounds, || {
-        in_flight(&proxy, 64, scale.pipelined_calls)
-    })
+    let (ours, base) = interleaved(
+        scale.rounds,
+        || in_flight(&proxy, 64, scale.pipelined_calls),
+        || raw_pipelined(raw, 64, scale.pipelined_calls),
+    )
     .await;
-    let base = median_rate(scale.rounds, || {
-        raw_pipelined(raw, 64, scale.pipelined_calls)
-    })
-    .await;
+    let (ours, base) = (median(ours), median(base));
     rows.push(Row::rate("1 connection, 64 in flight: calls/s", ours, base));
 
     // 3. Many proxies, each on its own connection.
     for connections in [8, 64] {
-        let ours = median_rate(scale.rounds, || {
-            many_proxies(&single, connections, scale.per_connection_calls)
-        })
+        let (ours, base) = interleaved(
+            scale.rounds,
+            || many_proxies(&single, connections, scale.per_connection_calls),
+            || raw_many(raw, connections, scale.per_connection_calls),
+        )
         .await;
-        let base = median_rate(scale.rounds, || {
-            raw_many(raw, connections, scale.per_connection_calls)
-        })
-        .await;
+        let (ours, base) = (median(ours), median(base));
         rows.push(Row::rate(
             &format!("{connections} connections: calls/s"),
             ours,
@@ -170,8 +170,13 @@ async fn run(scale: &Scale) -> Vec<Row> {
     for size in [1 << 10, 64 << 10, 1 << 20] {
         let calls = (scale.echo_bytes / size).clamp(20, 20_000);
         let payload = ByteBuf::from(vec![7u8; size]);
-        let ours = median_rate(scale.rounds, || echo(&big, &payload, calls)).await;
-        let base = median_rate(scale.rounds, || raw_echo(raw, size, calls)).await;
+        let (ours, base) = interleaved(
+            scale.rounds,
+            || echo(&big, &payload, calls),
+            || raw_echo(raw, size, calls),
+        )
+        .await;
+        let (ours, base) = (median(ours), median(base));
         let label = match size {
             1024 => "1 KiB",
             65536 => "64 KiB",
@@ -197,18 +202,25 @@ async fn run(scale: &Scale) -> Vec<Row> {
         .register("bench".into(), single.clone(), false, Default::default())
         .await
         .unwrap();
-    let by_name = median_duration(scale.lookups, || async {
-        let fresh = BenchProxy::from_proxy(Proxy::with_config(
-            "PYRONAME:bench".parse().unwrap(),
-            ns_config.clone(),
-        ));
-        fresh.add(1, 2).await.unwrap();
-    })
-    .await;
-    let direct = median_duration(scale.lookups, || async {
-        proxy.add(1, 2).await.unwrap();
-    })
-    .await;
+    // Not interleaved: each new proxy's connection closing would land in the next direct call.
+    let mut by_name = Vec::with_capacity(scale.lookups);
+    for _ in 0..scale.lookups {
+        by_name.push(
+            timed(async {
+                let fresh = BenchProxy::from_proxy(Proxy::with_config(
+                    "PYRONAME:bench".parse().unwrap(),
+                    ns_config.clone(),
+                ));
+                fresh.add(1, 2).await.unwrap();
+            })
+            .await,
+        );
+    }
+    let mut direct = Vec::with_capacity(scale.lookups);
+    for _ in 0..scale.lookups {
+        direct.push(timed(async { proxy.add(1, 2).await.map(drop).unwrap() }).await);
+    }
+    let (by_name, direct) = (median(by_name), median(direct));
     rows.push(Row::latency(
         "lookup + first call by name (vs direct call)",
         by_name,
@@ -236,14 +248,13 @@ async fn run(scale: &Scale) -> Vec<Row> {
     // 7. percall against single instance mode.
     let per_call = BenchProxy::new(percall);
     per_call.add(1, 1).await.unwrap();
-    let ours = median(scale.rounds, || {
-        sequential(scale.sequential_calls, |a| per_call.add(a, 1))
-    })
+    let (ours, base) = interleaved(
+        scale.rounds,
+        || sequential(scale.sequential_calls, |a| per_call.add(a, 1)),
+        || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
+    )
     .await;
-    let base = median(scale.rounds, || {
-        sequential(scale.sequential_calls, |a| proxy.add(a, 1))
-    })
-    .await;
+    let (ours, base) = (median_run(ours), median_run(base));
     rows.push(Row {
         note: "baseline = single mode",
         ..Row::rate("percall vs single: calls/s", ours.rate, base.rate)
@@ -310,46 +321,44 @@ fn summarize(calls: usize, total: Duration, mut latencies: Vec<Duration>) -> Seq
     }
 }
 
-/// The round with the median throughput.
-async fn median<F, Fut>(rounds: usize, mut run: F) -> Sequential
+/// Runs `rounds` rounds of each, alternating, so both sides see the same moments of a noisy
+/// machine; returns each side's results.
+async fn interleaved<T, A, B, FutA, FutB>(
+    rounds: usize,
+    mut ours: A,
+    mut baseline: B,
+) -> (Vec<T>, Vec<T>)
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Sequential>,
+    A: FnMut() -> FutA,
+    B: FnMut() -> FutB,
+    FutA: std::future::Future<Output = T>,
+    FutB: std::future::Future<Output = T>,
 {
-    let mut results = Vec::new();
+    let (mut first, mut second) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
-        results.push(run().await);
+        first.push(ours().await);
+        second.push(baseline().await);
     }
-    results.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    (first, second)
+}
+
+/// How long `future` takes.
+async fn timed(future: impl std::future::Future<Output = ()>) -> Duration {
+    let started = Instant::now();
+    future.await;
+    started.elapsed()
+}
+
+/// The median of some results.
+fn median<T: PartialOrd + Copy>(mut results: Vec<T>) -> T {
+    results.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     results[results.len() / 2]
 }
 
-async fn median_rate<F, Fut>(rounds: usize, mut run: F) -> f64
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = f64>,
-{
-    let mut results = Vec::new();
-    for _ in 0..rounds {
-        results.push(run().await);
-    }
-    results.sort_by(f64::total_cmp);
-    results[results.len() / 2]
-}
-
-async fn median_duration<F, Fut>(samples: usize, mut run: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut durations = Vec::new();
-    for _ in 0..samples {
-        let started = Instant::now();
-        run().await;
-        durations.push(started.elapsed());
-    }
-    durations.sort();
-    durations[durations.len() / 2]
+/// The run with the median throughput.
+fn median_run(mut runs: Vec<Sequential>) -> Sequential {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs[runs.len() / 2]
 }
 
 async fn in_flight(proxy: &BenchProxy, depth: usize, calls: usize) -> f64 {
