@@ -138,3 +138,8 @@ pub use uri::{HostPort, Location, Uri, UriError};
 ///
 /// Set the environment variable `RPC_MACROS_DEBUG` while compiling to print the expansion.
 pub use rpc_macros::service;
+
+/// The README's code blocks, compiled and run as doc tests so the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
