@@ -4,6 +4,9 @@
 //! small frame cannot make the decoder reserve gigabytes: bincode checks each claimed length
 //! against the limit before it allocates. bincode's limit is a type parameter, so the input
 //! length is rounded up to one of a few tiers; an allocation is at most 16 times the frame.
+//! Values may nest at most `depth::MAX_DEPTH` levels, so no input can overflow the stack.
+
+mod depth;
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use bincode::enc::write::SizeWriter;
@@ -84,16 +87,36 @@ impl Format {
 fn decode_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     const KIB: usize = 1024;
     let decoded = match bytes.len() {
-        0..=256 => bincode::serde::decode_from_slice(bytes, config::<{ 4 * KIB }>()),
-        257..=4096 => bincode::serde::decode_from_slice(bytes, config::<{ 64 * KIB }>()),
-        4097..=65_536 => bincode::serde::decode_from_slice(bytes, config::<{ KIB * KIB }>()),
-        65_537..=1_048_576 => {
-            bincode::serde::decode_from_slice(bytes, config::<{ 16 * KIB * KIB }>())
-        }
-        1_048_577..=16_777_216 => {
-            bincode::serde::decode_from_slice(bytes, config::<{ 256 * KIB * KIB }>())
-        }
-        _ => bincode::serde::decode_from_slice(bytes, config::<{ 1 << 36 }>()),
+        0..=256 => bincode::serde::seed_decode_from_slice(
+            depth::Limit::<T>::new(),
+            bytes,
+            config::<{ 4 * KIB }>(),
+        ),
+        257..=4096 => bincode::serde::seed_decode_from_slice(
+            depth::Limit::<T>::new(),
+            bytes,
+            config::<{ 64 * KIB }>(),
+        ),
+        4097..=65_536 => bincode::serde::seed_decode_from_slice(
+            depth::Limit::<T>::new(),
+            bytes,
+            config::<{ KIB * KIB }>(),
+        ),
+        65_537..=1_048_576 => bincode::serde::seed_decode_from_slice(
+            depth::Limit::<T>::new(),
+            bytes,
+            config::<{ 16 * KIB * KIB }>(),
+        ),
+        1_048_577..=16_777_216 => bincode::serde::seed_decode_from_slice(
+            depth::Limit::<T>::new(),
+            bytes,
+            config::<{ 256 * KIB * KIB }>(),
+        ),
+        _ => bincode::serde::seed_decode_from_slice(
+            depth::Limit::<T>::new(),
+            bytes,
+            config::<{ 1 << 36 }>(),
+        ),
     };
     let (value, used) = decoded.map_err(|error| match error {
         bincode::error::DecodeError::LimitExceeded => CodecError(format!(
@@ -138,6 +161,33 @@ mod tests {
             .decode::<serde_bytes::ByteBuf>(&bytes)
             .unwrap_err();
         assert!(error.to_string().contains("limit"), "{error}");
+    }
+
+    /// A recursive type, as a user's argument might be.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Nest(Option<Box<Nest>>);
+
+    fn nest(levels: usize) -> Nest {
+        (0..levels).fold(Nest(None), |inner, _| Nest(Some(Box::new(inner))))
+    }
+
+    #[test]
+    fn nesting_is_allowed_up_to_the_limit_and_refused_beyond() {
+        round_trip(nest(depth::MAX_DEPTH / 2 - 1));
+        let mut buf = BytesMut::new();
+        Format::Bincode
+            .encode_into(&nest(depth::MAX_DEPTH), &mut buf)
+            .unwrap();
+        let error = Format::Bincode.decode::<Nest>(&buf).unwrap_err();
+        assert!(error.to_string().contains("nest deeper"), "{error}");
+    }
+
+    #[test]
+    fn a_nesting_bomb_is_a_typed_error_not_a_stack_overflow() {
+        // A million `Some` tags: without the limit, a million recursive calls.
+        let bomb = vec![1u8; 1_000_000];
+        let error = Format::Bincode.decode::<Nest>(&bomb).unwrap_err();
+        assert!(error.to_string().contains("nest deeper"), "{error}");
     }
 
     #[test]
