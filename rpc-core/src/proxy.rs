@@ -97,7 +97,8 @@ impl Proxy {
     ///
     /// [`Error::Connect`], or the daemon's refusal such as [`Error::UnknownObject`].
     pub async fn connect(&self) -> Result<(), Error> {
-        self.link().await.map(drop)
+        // A ping's answer follows the handshake's, so it proves the daemon accepted it.
+        self.ping().await.map(drop)
     }
 
     /// Calls `method` with the argument tuple `args` and decodes its return value as `R`.

@@ -1,6 +1,6 @@
 //! `Link`: one open connection of a proxy: its writer, and the reading that waiting callers share.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub(crate) struct Link {
     opened: Instant,
     /// When a frame was last read, in milliseconds after `opened`.
     last_read_ms: AtomicU64,
+    /// Whether the daemon has accepted the handshake; its answer comes before anything else.
+    handshaken: AtomicBool,
 }
 
 /// How long a link must have read nothing before a new call first looks for frames that
@@ -123,32 +125,12 @@ impl Link {
             .write_all(&hello)
             .await
             .map_err(|e| Error::ConnectionLost(format!("sending the handshake failed: {e}")))?;
+        // The daemon's answer is not awaited here: the first call follows the handshake at
+        // once, saving a round trip, and the answer is read with the first reply. A refusal
+        // ends the connection and fails that call with the daemon's reason.
         let read: BoxedRead = Box::new(read);
-        let mut reader = FrameReader::new(read, max_body_len, config.frame_timeout);
+        let reader = FrameReader::new(read, max_body_len, config.frame_timeout);
         let format = Format::Bincode;
-        let reply = match reader.read_message().await {
-            Ok(Some(reply)) => reply,
-            Ok(None) => {
-                return Err(Error::ConnectionLost(
-                    "the daemon closed the connection during the handshake".into(),
-                ));
-            }
-            Err(error) => return Err(read_error(error).to_error()),
-        };
-        match reply.header.kind {
-            Kind::HandshakeReply if !reply.header.flags.contains(Flags::FAILURE) => {}
-            Kind::HandshakeReply | Kind::Close => {
-                let remote = decode_remote_error(format, &reply.body)?;
-                return Err(Error::from_remote(remote, config.call_timeout));
-            }
-            kind => {
-                return Err(ProtocolError::Unexpected {
-                    kind,
-                    context: "the daemon must answer the handshake first",
-                }
-                .into());
-            }
-        }
         let pending = Arc::new(Pending::default());
         let (writer, writing) = Writer::start(into_half(write), pending.clone());
         let keepalive = config.keepalive_interval;
@@ -161,6 +143,7 @@ impl Link {
             writing,
             opened: Instant::now(),
             last_read_ms: AtomicU64::new(0),
+            handshaken: AtomicBool::new(false),
             keepalive: keepalive.map(|interval| {
                 tokio::spawn(keep_alive(link.clone(), interval, keepalive_timeout))
             }),
@@ -238,7 +221,26 @@ impl Link {
     /// Acts on one frame from the daemon; `Err` when the frame ends the connection.
     fn route(&self, message: Message) -> Result<(), Ended> {
         let header = message.header;
+        let handshaken = self.handshaken.load(Ordering::Acquire);
         match header.kind {
+            Kind::HandshakeReply if !handshaken => {
+                if header.flags.contains(Flags::FAILURE) {
+                    return Err(match decode_remote_error(self.format, &message.body) {
+                        Ok(refusal) => Ended::Refused(refusal),
+                        Err(error) => {
+                            Ended::Lost(format!("the daemon refused the handshake: {error}"))
+                        }
+                    });
+                }
+                self.handshaken.store(true, Ordering::Release);
+                Ok(())
+            }
+            kind if !handshaken && kind != Kind::Close => {
+                Err(Ended::Protocol(ProtocolError::Unexpected {
+                    kind,
+                    context: "the daemon must answer the handshake first",
+                }))
+            }
             // A reply nobody waits for belongs to a call that was cancelled or timed out.
             Kind::Reply | Kind::Pong => {
                 self.pending.complete(header.request_id, message);

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 use crate::Error;
-use crate::protocol::{Message, ProtocolError};
+use crate::protocol::{Message, ProtocolError, RemoteError};
 
 /// Why a connection ended; turned into an [`Error`] for each call it fails.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub(crate) enum Ended {
     Lost(String),
     /// The daemon broke the protocol, or sent a frame over our limit.
     Protocol(ProtocolError),
+    /// The daemon refused the handshake (an unknown object, say).
+    Refused(RemoteError),
 }
 
 impl Ended {
@@ -22,6 +24,9 @@ impl Ended {
         match self {
             Ended::Lost(reason) => Error::ConnectionLost(reason.clone()),
             Ended::Protocol(error) => Error::Protocol(error.clone()),
+            Ended::Refused(refusal) => {
+                Error::from_remote(refusal.clone(), std::time::Duration::ZERO)
+            }
         }
     }
 }
