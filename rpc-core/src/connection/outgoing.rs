@@ -1,0 +1,154 @@
+//! `Outgoing`: frames waiting to be written, coalesced into few vectored writes.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Frames smaller than this are copied into a shared batch, so many small frames leave in one
+/// write; larger ones are queued as they are, never copied.
+const COPY_BELOW: usize = 4 * 1024;
+
+/// The most buffers handed to one vectored write.
+const MAX_IO_SLICES: usize = 64;
+
+/// Frames waiting to be written, coalesced into few vectored writes.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    queue: VecDeque<Bytes>,
+    /// Small frames gathered since the last buffer in `queue`.
+    batch: BytesMut,
+    /// Bytes queued in all, for back-pressure.
+    len: usize,
+}
+
+impl Outgoing {
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        self.len += frame.len();
+        if frame.len() < COPY_BELOW {
+            self.batch.extend_from_slice(&frame);
+        } else {
+            self.seal_batch();
+            self.queue.push_back(frame);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The queued buffers, as one vectored write takes them.
+    fn slices(&mut self) -> Vec<IoSlice<'_>> {
+        self.seal_batch();
+        self.queue
+            .iter()
+            .take(MAX_IO_SLICES)
+            .map(|b| IoSlice::new(b))
+            .collect()
+    }
+
+    fn seal_batch(&mut self) {
+        if !self.batch.is_empty() {
+            // `split` keeps the batch's spare capacity for the next small frames.
+            self.queue.push_back(self.batch.split().freeze());
+        }
+    }
+
+    /// Writes as much as `write` takes of one vectored write; `Ok(false)` if it would block.
+    /// For sockets written without awaiting, from whichever task holds them.
+    pub(crate) fn try_write_with(
+        &mut self,
+        write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
+    ) -> std::io::Result<bool> {
+        let slices = self.slices();
+        match write(&slices) {
+            Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                self.advance(written);
+                Ok(true)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        self.len -= written;
+        while written > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                self.queue.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+
+    /// Writes as much as one vectored write takes. Cancel-safe: the queue only advances by
+    /// what a completed write reports.
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
+        let slices = self.slices();
+        let written = io.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.advance(written);
+        Ok(())
+    }
+
+    /// Writes everything queued.
+    pub(crate) async fn flush_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
+        while !self.is_empty() {
+            self.write_to(io).await?;
+        }
+        io.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn outgoing_keeps_order_across_small_and_large_frames() {
+        let mut outgoing = Outgoing::default();
+        let frames: Vec<Bytes> = [3, 5000, 2, 1, 9000, 4]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| Bytes::from(vec![i as u8; *len]))
+            .collect();
+        for frame in &frames {
+            outgoing.push(frame.clone());
+        }
+        // A tiny pipe forces many partial writes.
+        let (mut client, mut server) = tokio::io::duplex(7);
+        let reading = tokio::spawn(async move {
+            let mut all = Vec::new();
+            server.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        outgoing.flush_to(&mut client).await.unwrap();
+        assert!(outgoing.is_empty());
+        drop(client);
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        assert_eq!(reading.await.unwrap(), expected);
+    }
+}

@@ -1,0 +1,239 @@
+//! `FrameReader`: reads whole frames off a byte stream, enforcing the size limit, the frame
+//! deadline and the memory budget for large frames.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::protocol::{HEADER_LEN, Message, ProtocolError};
+
+/// The most buffer reserved at once for an incomplete frame: a frame up to this size gets its
+/// whole buffer in one allocation; a larger one grows as its bytes arrive. Pages of a reserved
+/// but unfilled buffer are not touched, so a header that announces a large body costs little
+/// memory until the bytes really arrive.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// The least buffer a read gets, so small frames that arrive together are read in one call.
+/// A connection allocates it at its first read, not before.
+const READ_MIN: usize = 4 * 1024;
+
+/// Why reading a frame failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The peer broke the protocol or a limit.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads whole frames from a byte stream, enforcing the size limit and the frame deadline.
+#[derive(Debug)]
+pub(crate) struct FrameReader<R> {
+    io: R,
+    buf: BytesMut,
+    max_body_len: usize,
+    frame_timeout: Duration,
+    /// When the first byte of the incomplete frame at the front of `buf` arrived.
+    frame_started: Option<Instant>,
+    /// Memory that large frames must reserve before their bodies are read, if limited.
+    budget: Option<Budget>,
+    /// The share of the budget held by the large frame being read.
+    held: Option<OwnedSemaphorePermit>,
+}
+
+/// Bytes that large frames being received may occupy at once, over many connections, counted in
+/// KiB. A frame that does not fit waits, within its frame deadline, and is not read meanwhile.
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl Budget {
+    pub(crate) fn new(bytes: usize) -> Budget {
+        let total_kib = u32::try_from(bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
+        Budget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+}
+
+/// Frames up to this size are read without drawing on the budget: they are cheap, and the
+/// common case should not touch a shared counter.
+const BUDGET_EXEMPT: usize = 64 * 1024;
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(io: R, max_body_len: usize, frame_timeout: Duration) -> FrameReader<R> {
+        FrameReader {
+            io,
+            buf: BytesMut::new(),
+            max_body_len,
+            frame_timeout,
+            frame_started: None,
+            budget: None,
+            held: None,
+        }
+    }
+
+    /// Makes large frames draw on `budget` while they arrive.
+    pub(crate) fn with_budget(mut self, budget: Budget) -> FrameReader<R> {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Changes the largest body accepted from the next frame on (a handshake gets a small
+    /// limit, the calls after it the full one).
+    pub(crate) fn set_max_body_len(&mut self, max_body_len: usize) {
+        self.max_body_len = max_body_len;
+    }
+
+    /// Reads the next message; `Ok(None)` when the peer closed the stream between frames.
+    ///
+    /// Cancel-safe: bytes read so far stay in the buffer, and the frame deadline is kept
+    /// across calls, so a caller may use this in `select!`.
+    pub(crate) async fn read_message(&mut self) -> Result<Option<Message>, ReadError> {
+        loop {
+            if let Some(message) = Message::decode(&mut self.buf, self.max_body_len)? {
+                self.frame_started = (!self.buf.is_empty()).then(Instant::now);
+                self.held = None;
+                return Ok(Some(message));
+            }
+            let announced = Message::announced_len(&self.buf);
+            if let (Some(budget), Some(len), None) = (&self.budget, announced, &self.held)
+                && len > BUDGET_EXEMPT
+            {
+                let kib = u32::try_from(len.div_ceil(1024))
+                    .unwrap_or(u32::MAX)
+                    .min(budget.total_kib);
+                let deadline = self.frame_started.unwrap_or_else(Instant::now) + self.frame_timeout;
+                let permit =
+                    tokio::time::timeout_at(deadline, budget.kib.clone().acquire_many_owned(kib))
+                        .await
+                        .map_err(|_| ProtocolError::FrameTimeout(self.frame_timeout))?;
+                // The semaphore is never closed, so acquiring fails only by the deadline.
+                self.held = permit.ok();
+            }
+            let wanted = announced.unwrap_or(HEADER_LEN) - self.buf.len();
+            self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
+            let read = match self.frame_started {
+                None => self.io.read_buf(&mut self.buf).await?,
+                Some(started) => {
+                    let deadline = started + self.frame_timeout;
+                    tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf))
+                        .await
+                        .map_err(|_| ProtocolError::FrameTimeout(self.frame_timeout))??
+                }
+            };
+            if read == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(ProtocolError::Truncated {
+                    received: self.buf.len(),
+                    expected: Message::announced_len(&self.buf).unwrap_or(HEADER_LEN),
+                }
+                .into());
+            }
+            if self.frame_started.is_none() {
+                self.frame_started = Some(Instant::now());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::protocol::{Flags, Kind};
+
+    #[tokio::test]
+    async fn reads_frames_and_clean_eof() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&Message::encode(Kind::Ping, Flags::NONE, 1, b"x", 100).unwrap());
+        bytes.extend_from_slice(&Message::encode(Kind::Pong, Flags::NONE, 2, b"", 100).unwrap());
+        let mut reader = FrameReader::new(&bytes[..], 100, Duration::from_secs(1));
+        for expected in [1, 2] {
+            let message = reader.read_message().await.unwrap().unwrap();
+            assert_eq!(message.header.request_id, expected);
+        }
+        assert!(reader.read_message().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn eof_inside_a_frame_is_truncation() {
+        let frame = Message::encode(Kind::Ping, Flags::NONE, 1, b"abcdef", 100).unwrap();
+        let mut reader = FrameReader::new(&frame[..23], 100, Duration::from_secs(1));
+        assert!(matches!(
+            reader.read_message().await,
+            Err(ReadError::Protocol(ProtocolError::Truncated {
+                received: 23,
+                expected: 26
+            }))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_frame_hits_the_frame_deadline() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(&MAGIC_AND_MORE).await.unwrap();
+        let mut reader = FrameReader::new(server, 100, Duration::from_secs(3));
+        let started = Instant::now();
+        assert!(matches!(
+            reader.read_message().await,
+            Err(ReadError::Protocol(ProtocolError::FrameTimeout(_)))
+        ));
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        drop(client);
+    }
+
+    const MAGIC_AND_MORE: [u8; 6] = [b'R', b'O', b'B', b'J', 0, 1];
+
+    #[tokio::test]
+    async fn a_large_frame_waits_for_the_budget_and_is_not_read_meanwhile() {
+        use futures_util::FutureExt;
+
+        let budget = Budget::new(1 << 20);
+        let frame =
+            Message::encode(Kind::Ping, Flags::NONE, 1, &vec![7; 800 << 10], 1 << 20).unwrap();
+        let (mut first_tx, first_rx) = tokio::io::duplex(2 << 20);
+        let (mut second_tx, second_rx) = tokio::io::duplex(2 << 20);
+        let mut first = FrameReader::new(first_rx, 1 << 20, Duration::from_secs(60))
+            .with_budget(budget.clone());
+        let mut second =
+            FrameReader::new(second_rx, 1 << 20, Duration::from_secs(60)).with_budget(budget);
+
+        // The first frame arrives in part: it takes 800 of the 1,024 KiB and waits for the rest.
+        first_tx.write_all(&frame[..1000]).await.unwrap();
+        assert!(first.read_message().now_or_never().is_none());
+        // The second arrives whole, but does not fit beside the first: it is not read.
+        second_tx.write_all(&frame).await.unwrap();
+        assert!(second.read_message().now_or_never().is_none());
+        assert!(
+            second.buf.len() <= HEADER_LEN + READ_MIN,
+            "read {} bytes",
+            second.buf.len()
+        );
+
+        // The first completes and gives its share back; now the second is read.
+        first_tx.write_all(&frame[1000..]).await.unwrap();
+        assert_eq!(
+            first.read_message().await.unwrap().unwrap().body.len(),
+            800 << 10
+        );
+        assert_eq!(
+            second.read_message().await.unwrap().unwrap().body.len(),
+            800 << 10
+        );
+    }
+}
