@@ -43,14 +43,17 @@ impl Outgoing {
         self.len
     }
 
-    /// The queued buffers, as one vectored write takes them.
-    fn slices(&mut self) -> Vec<IoSlice<'_>> {
+    /// The queued buffers, as one vectored write takes them, gathered on the stack (this runs
+    /// for every write).
+    fn slices(&mut self) -> ([IoSlice<'_>; MAX_IO_SLICES], usize) {
         self.seal_batch();
-        self.queue
-            .iter()
-            .take(MAX_IO_SLICES)
-            .map(|b| IoSlice::new(b))
-            .collect()
+        let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+        let mut count = 0;
+        for (slot, buffer) in slices.iter_mut().zip(&self.queue) {
+            *slot = IoSlice::new(buffer);
+            count += 1;
+        }
+        (slices, count)
     }
 
     fn seal_batch(&mut self) {
@@ -66,8 +69,8 @@ impl Outgoing {
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
-        let slices = self.slices();
-        match write(&slices) {
+        let (slices, count) = self.slices();
+        match write(&slices[..count]) {
             Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
             Ok(written) => {
                 self.advance(written);
@@ -100,8 +103,8 @@ impl Outgoing {
         &mut self,
         io: &mut W,
     ) -> std::io::Result<()> {
-        let slices = self.slices();
-        let written = io.write_vectored(&slices).await?;
+        let (slices, count) = self.slices();
+        let written = io.write_vectored(&slices[..count]).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
