@@ -366,7 +366,14 @@ impl RawClient {
 /// A daemon serving a fresh [`CalcImpl`] under the object id `calc`, a proxy for it, and the
 /// implementation (whose probe the test watches).
 pub async fn serve_calc() -> (Daemon, CalcProxy, CalcImpl) {
-    let daemon = spawn_daemon().await;
+    serve_calc_with(rpc_core::Config::default()).await
+}
+
+/// As [`serve_calc`], with the daemon configured by `config`.
+pub async fn serve_calc_with(config: rpc_core::Config) -> (Daemon, CalcProxy, CalcImpl) {
+    let daemon = Daemon::bind_with("127.0.0.1:0", config)
+        .await
+        .expect("binding 127.0.0.1:0");
     let implementation = CalcImpl::default();
     let uri = daemon
         .register_as("calc", CalcSkeleton::new(implementation.clone()))

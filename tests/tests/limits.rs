@@ -9,8 +9,7 @@ use futures_util::FutureExt;
 use rpc_core::protocol::{Flags, HEADER_LEN, Kind, Message};
 use rpc_core::{Config, Daemon, InstanceMode, RemoteError};
 use rpc_tests::{
-    CalcImpl, CalcProxy, CalcSkeleton, InstanceProxy, Lifecycle, RawClient, resident_bytes, scaled,
-    within,
+    CalcProxy, InstanceProxy, Lifecycle, RawClient, resident_bytes, scaled, serve_calc_with, within,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,15 +46,6 @@ async fn drip_feed(address: std::net::SocketAddr, frame: Vec<u8>) -> (Duration, 
     unreachable!("the frame cycles forever")
 }
 
-async fn daemon_with(config: Config) -> (Daemon, CalcProxy, CalcImpl) {
-    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
-    let implementation = CalcImpl::default();
-    let uri = daemon
-        .register_as("calc", CalcSkeleton::new(implementation.clone()))
-        .unwrap();
-    (daemon, CalcProxy::new(uri), implementation)
-}
-
 fn invoke_frame(request_id: u64, method: &str, args: &impl serde::Serialize) -> Vec<u8> {
     let mut frame = rpc_core::protocol::FrameBuilder::new(Kind::Invoke, Flags::NONE, request_id);
     rpc_core::protocol::Invoke::write_prefix(frame.body_mut(), None, method).unwrap();
@@ -70,7 +60,7 @@ async fn slow_senders_are_cut_at_the_frame_deadline_while_honest_clients_are_ser
     let mut config = Config::default();
     config.frame_timeout = Duration::from_millis(500);
     config.max_connections_per_address = 1024;
-    let (daemon, honest, _) = daemon_with(config).await;
+    let (daemon, honest, _) = serve_calc_with(config).await;
     let slow_count = scaled(200, 50);
     let frame = invoke_frame(1, "add", &(1u64, 2u64));
     let address = daemon.local_addr().unwrap();
@@ -114,7 +104,7 @@ async fn connections_announcing_the_largest_frame_cost_little_memory() {
     let mut config = Config::default();
     config.max_connections_per_address = 2048;
     config.max_connections = 2048;
-    let (daemon, calc, _) = daemon_with(config).await;
+    let (daemon, calc, _) = serve_calc_with(config).await;
     let count = scaled(1000, 1000);
     let before = resident_bytes();
     let mut header = Message::encode(Kind::Invoke, Flags::NONE, 1, b"", 1 << 20)
@@ -145,7 +135,7 @@ async fn connections_announcing_the_largest_frame_cost_little_memory() {
 async fn connections_beyond_the_cap_are_refused_at_once_and_others_unaffected() {
     let mut config = Config::default();
     config.max_connections = 20;
-    let (daemon, calc, _) = daemon_with(config).await;
+    let (daemon, calc, _) = serve_calc_with(config).await;
     calc.proxy().connect().await.unwrap();
     let mut idle = Vec::new();
     for _ in 0..19 {
@@ -175,7 +165,7 @@ async fn connections_beyond_the_cap_are_refused_at_once_and_others_unaffected() 
 async fn one_address_cannot_take_every_slot() {
     let mut config = Config::default();
     config.max_connections_per_address = 5;
-    let (daemon, _, _) = daemon_with(config).await;
+    let (daemon, _, _) = serve_calc_with(config).await;
     let mut held = Vec::new();
     for _ in 0..5 {
         let mut raw = RawClient::connect(&daemon).await;
@@ -205,7 +195,7 @@ async fn one_address_cannot_take_every_slot() {
 async fn a_thousand_calls_on_one_connection_never_run_more_handlers_than_the_cap() {
     let mut config = Config::default();
     config.max_calls_per_connection = 16;
-    let (_daemon, calc, implementation) = daemon_with(config).await;
+    let (_daemon, calc, implementation) = serve_calc_with(config).await;
     let calls = scaled(1000, 1000) as u64;
     let results = futures_util::future::join_all((0..calls).map(|i| calc.slow(i, 2))).await;
     for (i, result) in results.into_iter().enumerate() {
@@ -220,7 +210,7 @@ async fn a_thousand_calls_on_one_connection_never_run_more_handlers_than_the_cap
 async fn call_then_cancel_cycles_keep_handlers_under_the_cap_and_memory_flat() {
     let mut config = Config::default();
     config.max_calls_per_connection = 32;
-    let (_daemon, calc, implementation) = daemon_with(config).await;
+    let (_daemon, calc, implementation) = serve_calc_with(config).await;
     calc.add(1, 1).await.unwrap();
     let cycles = scaled(20_000, 2_000);
     let before = resident_bytes();
@@ -279,7 +269,7 @@ async fn session_and_percall_instances_all_go_away_after_many_clients() {
 async fn a_peer_that_does_not_read_its_replies_is_no_longer_read() {
     let mut config = Config::default();
     config.max_queued_bytes = 256 * 1024;
-    let (daemon, calc, _) = daemon_with(config).await;
+    let (daemon, calc, _) = serve_calc_with(config).await;
     let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use rpc_core::{
     CallError, Config, Daemon, Error, MetadataQuery, NameFilter, NameServerConfig, NameServerProxy,
     NamingError, Proxy, locate_ns,
 };
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, within};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, within};
 use tokio::net::UdpSocket;
 
 fn tags(list: &[&str]) -> BTreeSet<String> {
@@ -155,10 +155,8 @@ async fn a_pyroname_proxy_resolves_and_resolves_again_after_a_restart() {
     let (_ns, config) = nameserver().await;
     let names = locate_ns(&config).await.unwrap();
 
-    let first = Daemon::bind("127.0.0.1:0").await.unwrap();
-    let uri = first
-        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
-        .unwrap();
+    let (first, calc_at_first, _) = serve_calc().await;
+    let uri = calc_at_first.proxy().uri().clone();
     names
         .register("my.calc".into(), uri, false, tags(&[]))
         .await
@@ -173,10 +171,8 @@ async fn a_pyroname_proxy_resolves_and_resolves_again_after_a_restart() {
     // The worker dies and comes back on another port, registering again under the same name.
     drop(first);
     assert!(calc.add(1, 2).await.unwrap_err().is_communication());
-    let second = Daemon::bind("127.0.0.1:0").await.unwrap();
-    let uri = second
-        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
-        .unwrap();
+    let (_second, calc_at_second, _) = serve_calc().await;
+    let uri = calc_at_second.proxy().uri().clone();
     names
         .register("my.calc".into(), uri, false, tags(&[]))
         .await

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rpc_core::protocol::{Flags, FrameBuilder, HEADER_LEN, Invoke, Kind, Message, ProtocolError};
 use rpc_core::{Config, Error, Format, Location, RemoteError, Uri};
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, RawClient, spawn_daemon, within};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, RawClient, serve_calc, spawn_daemon, within};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -75,11 +75,7 @@ async fn an_unknown_object_is_refused_in_the_handshake_reply() {
 
 #[tokio::test]
 async fn the_daemon_enforces_the_deadline_it_receives() {
-    let daemon = spawn_daemon().await;
-    let implementation = CalcImpl::default();
-    daemon
-        .register_as("calc", CalcSkeleton::new(implementation.clone()))
-        .unwrap();
+    let (daemon, _, implementation) = serve_calc().await;
     let mut raw = RawClient::connect(&daemon).await;
     assert!(
         !raw.handshake("calc")
@@ -105,11 +101,7 @@ async fn the_daemon_enforces_the_deadline_it_receives() {
 
 #[tokio::test]
 async fn replies_are_matched_by_request_id_not_order() {
-    let daemon = spawn_daemon().await;
-    let implementation = CalcImpl::default();
-    daemon
-        .register_as("calc", CalcSkeleton::new(implementation.clone()))
-        .unwrap();
+    let (daemon, _, implementation) = serve_calc().await;
     let mut raw = RawClient::connect(&daemon).await;
     raw.handshake("calc").await;
     raw.send(&invoke(1, None, "gated", &(10u64,))).await;
@@ -129,11 +121,7 @@ async fn replies_are_matched_by_request_id_not_order() {
 
 #[tokio::test]
 async fn garbage_gets_a_typed_error_and_the_daemon_keeps_serving_others() {
-    let daemon = spawn_daemon().await;
-    let uri = daemon
-        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
-        .unwrap();
-    let honest = CalcProxy::new(uri);
+    let (daemon, honest, _) = serve_calc().await;
     assert_eq!(honest.add(1, 1).await.unwrap(), 2);
 
     for garbage in [
@@ -156,10 +144,7 @@ async fn garbage_gets_a_typed_error_and_the_daemon_keeps_serving_others() {
 
 #[tokio::test]
 async fn garbage_after_the_handshake_and_a_wrong_version_are_refused() {
-    let daemon = spawn_daemon().await;
-    daemon
-        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
-        .unwrap();
+    let (daemon, _, _) = serve_calc().await;
     let mut raw = RawClient::connect(&daemon).await;
     raw.handshake("calc").await;
     let mut bad = invoke(1, None, "add", &(1u64, 2u64)).to_vec();
@@ -185,10 +170,7 @@ async fn garbage_after_the_handshake_and_a_wrong_version_are_refused() {
 
 #[tokio::test]
 async fn an_oversized_length_is_refused_from_the_header_alone() {
-    let daemon = spawn_daemon().await;
-    let uri = daemon
-        .register_as("calc", CalcSkeleton::new(CalcImpl::default()))
-        .unwrap();
+    let (daemon, calc, _) = serve_calc().await;
     let mut raw = RawClient::connect(&daemon).await;
     raw.handshake("calc").await;
     let mut header = invoke(1, None, "add", &(1u64, 2u64))[..HEADER_LEN].to_vec();
@@ -211,7 +193,7 @@ async fn an_oversized_length_is_refused_from_the_header_alone() {
         answered < Duration::from_secs(1),
         "refused without waiting for the body: {answered:?}"
     );
-    assert_eq!(CalcProxy::new(uri).add(1, 2).await.unwrap(), 3);
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
 }
 
 #[tokio::test]
