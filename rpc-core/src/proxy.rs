@@ -111,7 +111,9 @@ impl Proxy {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let started = Instant::now();
+        // The clock is read only when someone listens for the trace event.
+        let started =
+            tracing::enabled!(target: "rpc_core::proxy", tracing::Level::DEBUG).then(Instant::now);
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         // Inside a method the daemon is running, the call gets no more than its caller has left.
         let timeout = deadline::limit(self.timeout);
@@ -119,7 +121,9 @@ impl Proxy {
             Ok((link, reply)) => decode_reply(&link, &reply, method, timeout),
             Err(error) => Err(error),
         };
-        trace_call(&self.shared.uri, method, request_id, started, &result);
+        if let Some(started) = started {
+            trace_call(&self.shared.uri, method, request_id, started, &result);
+        }
         result
     }
 
