@@ -4,6 +4,7 @@ mod admission;
 mod advertise;
 mod registry;
 mod session;
+mod shutdown;
 
 use std::fmt;
 use std::future::Future;
@@ -16,11 +17,11 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs, UnixListener};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
 
 use admission::{Admission, Refusal};
 pub use registry::InstanceMode;
 use registry::{Object, Registry};
+use shutdown::Shutdown;
 
 use crate::connection::Budget;
 use crate::{Config, Dispatch, Error, Location, Uri};
@@ -82,7 +83,7 @@ struct Shared {
     registry: Registry,
     config: Config,
     location: Location,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     next_object: AtomicU64,
     id_hasher: RandomState,
     /// Shared by every connection's reader: see `Config::max_buffered_bytes`.
@@ -170,7 +171,7 @@ impl Daemon {
             registry: Registry::default(),
             config,
             location,
-            shutdown: CancellationToken::new(),
+            shutdown: Shutdown::default(),
             next_object: AtomicU64::new(0),
             id_hasher: RandomState::new(),
             buffer_budget,
@@ -284,7 +285,7 @@ impl Daemon {
     /// Stops accepting connections and reading new calls, lets the calls in flight finish
     /// and send their replies within [`Config::shutdown_grace`], then stops the rest.
     pub async fn shutdown(mut self) {
-        self.shared.shutdown.cancel();
+        self.shared.shutdown.trigger();
         if let Some(accept) = self.accept.take() {
             let abort = accept.abort_handle();
             if tokio::time::timeout(self.shared.config.shutdown_grace, accept)
@@ -300,7 +301,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.shared.shutdown.cancel();
+        self.shared.shutdown.trigger();
         if let Some(accept) = &self.accept {
             // Aborting the accept task drops its set of sessions, which aborts them and their calls.
             accept.abort();
@@ -326,9 +327,10 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let mut admission = Admission::new(config.max_connections, config.max_connections_per_address);
     // Each session returns the address it was admitted from, to release its slot.
     let mut sessions: JoinSet<Option<IpAddr>> = JoinSet::new();
+    let mut shutdown = shared.shutdown.watch();
     loop {
         let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
+            () = &mut shutdown => break,
             Some(done) = sessions.join_next(), if !sessions.is_empty() => {
                 // A session that panicked held a slot of an unknown address; it was counted
                 // in all, so release that at least.

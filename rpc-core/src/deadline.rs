@@ -2,6 +2,8 @@
 //! more time than is left of it.
 
 use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -11,9 +13,16 @@ tokio::task_local! {
     static CALL_DEADLINE: Instant;
 }
 
-/// Runs `future` with `deadline` visible to the proxy calls it makes.
-pub(crate) async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output {
-    CALL_DEADLINE.scope(deadline, future).await
+/// Runs `future` with `deadline` visible to the proxy calls it makes, and gives up on it at
+/// the deadline (`None`). A future that finishes at its first poll, as most methods do, costs
+/// no timer.
+pub(crate) async fn run_within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let mut scoped = pin!(CALL_DEADLINE.scope(deadline, future));
+    let first = std::future::poll_fn(|cx| Poll::Ready(scoped.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => tokio::time::timeout_at(deadline, scoped).await.ok(),
+    }
 }
 
 /// How long a call may take: `timeout`, or less if the call being served has less left.
@@ -43,14 +52,31 @@ mod tests {
         assert_eq!(limit(Duration::from_secs(30)), Duration::from_secs(30));
         assert_eq!(remaining(), None);
         let deadline = Instant::now() + Duration::from_secs(5);
-        scope(deadline, async {
+        let finished = run_within(deadline, async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             assert_eq!(limit(Duration::from_secs(30)), Duration::from_secs(3));
             assert_eq!(limit(Duration::from_secs(1)), Duration::from_secs(1));
             assert_eq!(remaining(), Some(Duration::from_secs(3)));
-            tokio::time::sleep(Duration::from_secs(4)).await;
-            assert_eq!(limit(Duration::from_secs(30)), Duration::ZERO);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(limit(Duration::from_secs(30)), Duration::from_secs(1));
         })
         .await;
+        assert_eq!(finished, Some(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_is_given_up_at_its_deadline() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(5);
+        let finished = run_within(deadline, tokio::time::sleep(Duration::from_secs(60))).await;
+        assert_eq!(finished, None);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_call_done_at_its_first_poll_sees_its_deadline() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let left = run_within(deadline, async { remaining() }).await;
+        assert!(left.flatten().is_some_and(|left| left <= Duration::from_secs(5)));
     }
 }

@@ -215,7 +215,7 @@ impl Proxy {
             cancellable,
         };
         link.writer.send(frame)?;
-        let reply = match tokio::time::timeout(timeout, link.receive(reply)).await {
+        let reply = match tokio::time::timeout(timeout, link.receive(request_id, reply)).await {
             Err(_) => return Err(Error::Timeout(timeout)),
             Ok(reply) => reply?,
         };

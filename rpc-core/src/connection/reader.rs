@@ -39,7 +39,8 @@ pub(crate) struct FrameReader<R> {
     buf: BytesMut,
     max_body_len: usize,
     frame_timeout: Duration,
-    /// When the first byte of the incomplete frame at the front of `buf` arrived.
+    /// When the incomplete frame at the front of `buf` was first found incomplete: a frame
+    /// that arrives whole in one read never reads the clock.
     frame_started: Option<Instant>,
     /// Memory that large frames must reserve before their bodies are read, if limited.
     budget: Option<Budget>,
@@ -103,9 +104,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) async fn read_message(&mut self) -> Result<Option<Message>, ReadError> {
         loop {
             if let Some(message) = Message::decode(&mut self.buf, self.max_body_len)? {
-                self.frame_started = (!self.buf.is_empty()).then(Instant::now);
+                self.frame_started = None;
                 self.held = None;
                 return Ok(Some(message));
+            }
+            if !self.buf.is_empty() && self.frame_started.is_none() {
+                self.frame_started = Some(Instant::now());
             }
             let announced = Message::announced_len(&self.buf);
             if let (Some(budget), Some(len), None) = (&self.budget, announced, &self.held)
@@ -142,9 +146,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     expected: Message::announced_len(&self.buf).unwrap_or(HEADER_LEN),
                 }
                 .into());
-            }
-            if self.frame_started.is_none() {
-                self.frame_started = Some(Instant::now());
             }
         }
     }

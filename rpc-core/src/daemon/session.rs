@@ -15,7 +15,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::Shared;
@@ -40,14 +39,11 @@ where
     let handshake_limit = config.max_handshake_size.saturating_sub(HEADER_LEN);
     let reader = FrameReader::new(read, handshake_limit, config.frame_timeout)
         .with_budget(shared.buffer_budget.clone());
-    let (replies_tx, replies) = mpsc::channel(config.max_calls_per_connection.max(1));
     let mut session = Session {
         shared: shared.clone(),
         peer,
         writer: write,
         outgoing: Outgoing::default(),
-        replies_tx,
-        replies,
         format: Format::Bincode,
         instance: None,
         calls: JoinSet::new(),
@@ -63,14 +59,11 @@ struct Session<W> {
     peer: Arc<str>,
     writer: W,
     outgoing: Outgoing,
-    /// Replies of the calls that had to be spawned.
-    replies_tx: mpsc::Sender<Bytes>,
-    replies: mpsc::Receiver<Bytes>,
     format: Format,
     /// This connection's instance of a `session` mode object.
     instance: Option<Arc<dyn Dispatch>>,
-    /// Spawned calls; each task returns its request id.
-    calls: JoinSet<u64>,
+    /// Calls that had to be spawned; each task returns its request id and reply frame.
+    calls: JoinSet<(u64, Option<Bytes>)>,
     in_flight: HashMap<u64, AbortHandle>,
 }
 
@@ -85,21 +78,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         reader.set_max_body_len(self.shared.config.max_body_len());
         let max_calls = self.shared.config.max_calls_per_connection.max(1);
         let max_queued = self.shared.config.max_queued_bytes;
-        // One waiter for the whole session: making a new one per loop would lock the shared
-        // token on every frame, across every connection.
-        let shutdown = self.shared.shutdown.clone().cancelled_owned();
-        tokio::pin!(shutdown);
+        let shared = self.shared.clone();
+        let mut shutdown = shared.shutdown.watch();
         loop {
             tokio::select! {
                 biased;
                 written = self.outgoing.write_to(&mut self.writer), if !self.outgoing.is_empty() => written?,
-                Some(reply) = self.replies.recv() => self.outgoing.push(reply),
-                Some(done) = self.calls.join_next(), if !self.calls.is_empty() => {
-                    // A cancelled task was removed from `in_flight` when it was aborted.
-                    if let Ok(request_id) = done {
-                        self.in_flight.remove(&request_id);
-                    }
-                }
+                Some(done) = self.calls.join_next(), if !self.calls.is_empty() => self.finished(done),
                 () = &mut shutdown => break,
                 // At either cap, stop reading: the peer waits, and TCP flow control slows it.
                 message = reader.read_message(),
@@ -126,18 +111,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Lets the spawned calls finish, then writes every reply still queued. A shutdown bounds
     /// how long this takes from outside.
     async fn finish(&mut self) -> std::io::Result<()> {
-        while !self.calls.is_empty() {
-            tokio::select! {
-                Some(reply) = self.replies.recv() => self.outgoing.push(reply),
-                Some(_) = self.calls.join_next() => {}
-            }
-        }
-        while let Ok(reply) = self.replies.try_recv() {
-            self.outgoing.push(reply);
+        while let Some(done) = self.calls.join_next().await {
+            self.finished(done);
         }
         // After the last reply, tell a client of a daemon that is going away why the
         // connection closes.
-        if self.shared.shutdown.is_cancelled() {
+        if self.shared.shutdown.is_triggered() {
             let frame = failure_frame(self.format, Kind::Close, 0, &RemoteError::ShuttingDown);
             self.outgoing.push(frame);
         }
@@ -244,16 +223,22 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             return Ok(());
         }
-        let replies = self.replies_tx.clone();
-        let task = self.calls.spawn(async move {
-            if let Some(reply) = call.await {
-                // A failed send means the connection is gone; nobody is left to tell.
-                let _ = replies.send(reply).await;
-            }
-            request_id
-        });
+        let task = self
+            .calls
+            .spawn(async move { (request_id, call.await) });
         self.in_flight.insert(request_id, task);
         Ok(())
+    }
+
+    /// Queues the reply of a spawned call that ended. A cancelled call was removed from
+    /// `in_flight` when it was aborted, and has no reply.
+    fn finished(&mut self, done: Result<(u64, Option<Bytes>), tokio::task::JoinError>) {
+        if let Ok((request_id, reply)) = done {
+            self.in_flight.remove(&request_id);
+            if let Some(reply) = reply {
+                self.outgoing.push(reply);
+            }
+        }
     }
 
     /// The whole of one call: dispatch, deadline, panic capture, trace, reply frame.
@@ -297,9 +282,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         // Calls the method makes get no more than what is left of this deadline.
                         Some(deadline) => {
                             let at = tokio::time::Instant::from_std(started) + deadline;
-                            tokio::time::timeout_at(at, crate::deadline::scope(at, guarded))
-                                .await
-                                .ok()
+                            crate::deadline::run_within(at, guarded).await
                         }
                         None => Some(guarded.await),
                     };

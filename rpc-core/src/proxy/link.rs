@@ -1,6 +1,6 @@
 //! `Link`: one open connection of a proxy: its writer, and the reading that waiting callers share.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,16 +28,9 @@ pub(crate) struct Link {
     reader: Mutex<FrameReader<BoxedRead>>,
     writing: JoinHandle<()>,
     keepalive: Option<JoinHandle<()>>,
-    opened: Instant,
-    /// When a frame was last read, in milliseconds after `opened`.
-    last_read_ms: AtomicU64,
     /// Whether the daemon has accepted the handshake; its answer comes before anything else.
     handshaken: AtomicBool,
 }
-
-/// How long a link must have read nothing before a new call first looks for frames that
-/// arrived meanwhile (such as the daemon closing the connection).
-const IDLE_CHECK_AFTER_MS: u64 = 10;
 
 /// The read half of a TCP or Unix socket.
 type BoxedRead = Box<dyn AsyncRead + Unpin + Send>;
@@ -141,8 +134,6 @@ impl Link {
             format,
             reader: Mutex::new(reader),
             writing,
-            opened: Instant::now(),
-            last_read_ms: AtomicU64::new(0),
             handshaken: AtomicBool::new(false),
             keepalive: keepalive.map(|interval| {
                 tokio::spawn(keep_alive(link.clone(), interval, keepalive_timeout))
@@ -160,66 +151,64 @@ impl Link {
 
     /// Reads whatever has already arrived while no caller was reading, without waiting, so that
     /// a connection the daemon closed while this proxy was idle is found ended before a call
-    /// is sent on it (and the proxy connects again instead). Skipped on a link that was busy a
-    /// moment ago, where it would only cost a system call per call.
+    /// is sent on it (and the proxy connects again instead). Costs no system call when nothing
+    /// arrived: the socket's readiness says so.
     pub(crate) fn read_arrived(&self) {
-        let idle_ms = (self.opened.elapsed().as_millis() as u64)
-            .saturating_sub(self.last_read_ms.load(Ordering::Relaxed));
-        if idle_ms < IDLE_CHECK_AFTER_MS {
-            return;
-        }
         let Ok(mut reader) = self.reader.try_lock() else {
             return;
         };
         while let Some(read) = reader.read_message().now_or_never() {
-            if !self.handle_read(read) {
+            if let Routed::Ended = self.handle_read(read, None) {
                 return;
             }
         }
     }
 
-    /// Acts on the outcome of one read; false once the connection has ended.
-    fn handle_read(&self, read: Result<Option<Message>, ReadError>) -> bool {
-        self.last_read_ms
-            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+    /// Acts on the outcome of one read by a caller waiting for the reply to `mine`.
+    fn handle_read(&self, read: Result<Option<Message>, ReadError>, mine: Option<u64>) -> Routed {
         let ended = match read {
-            Ok(Some(message)) => self.route(message).err(),
-            Ok(None) => Some(Ended::Lost("the daemon closed the connection".into())),
-            Err(error) => Some(read_error(error)),
+            Ok(Some(message)) => match self.route(message, mine) {
+                Ok(Some(reply)) => return Routed::Mine(reply),
+                Ok(None) => return Routed::Delivered,
+                Err(ended) => ended,
+            },
+            Ok(None) => Ended::Lost("the daemon closed the connection".into()),
+            Err(error) => read_error(error),
         };
-        match ended {
-            Some(ended) => {
-                tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
-                self.pending.end(ended);
-                false
-            }
-            None => true,
-        }
+        tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
+        self.pending.end(ended);
+        Routed::Ended
     }
 
-    /// Waits for the reply that `reply` will deliver. While no other caller reads the
-    /// connection, this one does, routing every frame to its call: a lone caller reads its own
-    /// reply, with no hand-off between tasks.
-    pub(crate) async fn receive(&self, mut reply: Reply) -> Result<Message, Error> {
+    /// Waits for the reply to `request_id`, which `reply` will deliver. While no other caller
+    /// reads the connection, this one does, routing every frame to its call: a lone caller
+    /// reads its own reply, with no hand-off between tasks.
+    pub(crate) async fn receive(&self, request_id: u64, mut reply: Reply) -> Result<Message, Error> {
         tokio::select! {
             biased;
             delivered = &mut reply => delivered.unwrap_or_else(|_| Err(withdrawn())),
             mut reader = self.reader.lock() => loop {
-                // Read for everyone until this call's reply is delivered, by this reader or
-                // by the end of the connection (a failed keepalive, say).
-                tokio::select! {
+                // Read for everyone until this call's reply arrives, or is delivered by the
+                // end of the connection (a failed keepalive, say).
+                let routed = tokio::select! {
                     biased;
                     delivered = &mut reply => return delivered.unwrap_or_else(|_| Err(withdrawn())),
-                    read = reader.read_message() => {
-                        self.handle_read(read);
-                    }
+                    read = reader.read_message() => self.handle_read(read, Some(request_id)),
+                };
+                if let Routed::Mine(message) = routed {
+                    // Closing the receiver first spares the wake-up that dropping the
+                    // sender would cause.
+                    drop(reply);
+                    self.pending.remove(request_id);
+                    return Ok(message);
                 }
             },
         }
     }
 
-    /// Acts on one frame from the daemon; `Err` when the frame ends the connection.
-    fn route(&self, message: Message) -> Result<(), Ended> {
+    /// Acts on one frame from the daemon: `Ok(Some)` for the reply to `mine`, which is left
+    /// to its reader; `Err` when the frame ends the connection.
+    fn route(&self, message: Message, mine: Option<u64>) -> Result<Option<Message>, Ended> {
         let header = message.header;
         let handshaken = self.handshaken.load(Ordering::Acquire);
         match header.kind {
@@ -233,7 +222,7 @@ impl Link {
                     });
                 }
                 self.handshaken.store(true, Ordering::Release);
-                Ok(())
+                Ok(None)
             }
             kind if !handshaken && kind != Kind::Close => {
                 Err(Ended::Protocol(ProtocolError::Unexpected {
@@ -242,9 +231,10 @@ impl Link {
                 }))
             }
             // A reply nobody waits for belongs to a call that was cancelled or timed out.
+            Kind::Reply | Kind::Pong if mine == Some(header.request_id) => Ok(Some(message)),
             Kind::Reply | Kind::Pong => {
                 self.pending.complete(header.request_id, message);
-                Ok(())
+                Ok(None)
             }
             Kind::Ping => {
                 let pong = Message::encode(
@@ -258,7 +248,7 @@ impl Link {
                     // A failed send has already ended the connection.
                     let _ = self.writer.send(pong);
                 }
-                Ok(())
+                Ok(None)
             }
             Kind::Close => Err(Ended::Lost(
                 match decode_remote_error(self.format, &message.body) {
@@ -274,6 +264,16 @@ impl Link {
             })),
         }
     }
+}
+
+/// What a read brought to the caller that made it.
+enum Routed {
+    /// A frame for another call, or none for a call.
+    Delivered,
+    /// The reply this caller waits for.
+    Mine(Message),
+    /// The connection ended.
+    Ended,
 }
 
 /// Request ids of keepalive pings: the upper half of the id space, which a proxy's own
@@ -303,7 +303,7 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
         if link.writer.send(ping).is_err() {
             return;
         }
-        if tokio::time::timeout(timeout, link.receive(reply))
+        if tokio::time::timeout(timeout, link.receive(n, reply))
             .await
             .is_err()
         {
