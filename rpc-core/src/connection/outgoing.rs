@@ -25,8 +25,11 @@ pub(crate) struct Outgoing {
 
 impl Outgoing {
     pub(crate) fn push(&mut self, frame: Bytes) {
+        // A frame that finds nothing waiting, the common case, is written as it is: copying
+        // pays only when it gathers frames.
+        let alone = self.len == 0;
         self.len += frame.len();
-        if frame.len() < COPY_BELOW {
+        if frame.len() < COPY_BELOW && !alone {
             self.batch.extend_from_slice(&frame);
         } else {
             self.seal_batch();

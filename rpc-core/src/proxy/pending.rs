@@ -1,6 +1,7 @@
 //! Calls in flight on one connection: request id -> the sender that completes the call.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;
@@ -45,8 +46,30 @@ pub(crate) struct Pending {
 
 #[derive(Debug, Default)]
 struct State {
-    calls: HashMap<u64, Deliver>,
+    calls: HashMap<u64, Deliver, BuildHasherDefault<IdHasher>>,
     ended: Option<Ended>,
+}
+
+/// Hashes the proxy's own request ids: a counter, never chosen by the peer, so a
+/// multiplicative hash spreads them well and no defence against crafted keys is needed.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte) ^ self.0.rotate_left(8));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: the golden ratio's odd multiplier mixes the bits upwards.
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Pending {
