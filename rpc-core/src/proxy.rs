@@ -206,21 +206,20 @@ impl Proxy {
         cancellable: bool,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        let reply = link.pending.insert(request_id)?;
-        // From here on, a caller that stops waiting (timeout, or the future dropped) must
-        // withdraw the call, and tell the daemon to stop working on it.
+        // The link's watchdog fails the call with `Error::Timeout` at its deadline, and tells
+        // the daemon to stop working on it: no timer per call.
+        let reply = link.pending.insert(request_id, timeout, cancellable)?;
+        // From here on, a caller that stops waiting (the future dropped) must withdraw the
+        // call, and tell the daemon to stop working on it.
         let guard = Withdraw {
             link,
             request_id,
             cancellable,
         };
         link.writer.send(frame)?;
-        let reply = match tokio::time::timeout(timeout, link.receive(request_id, reply)).await {
-            Err(_) => return Err(Error::Timeout(timeout)),
-            Ok(reply) => reply?,
-        };
+        let reply = link.receive(request_id, reply).await;
         std::mem::forget(guard);
-        Ok(reply)
+        reply
     }
 
     /// The open connection, connecting (again) if there is none.

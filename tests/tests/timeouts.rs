@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use rpc_core::{Config, Error, Proxy};
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, spawn_daemon, spawn_hang};
+use rpc_tests::{
+    CalcImpl, CalcProxy, CalcSkeleton, serve_calc, spawn_daemon, spawn_hang, within,
+};
 
 #[tokio::test]
 async fn a_call_that_outlives_its_timeout_fails_and_the_daemon_drops_the_work() {
@@ -23,6 +25,29 @@ async fn a_call_that_outlives_its_timeout_fails_and_the_daemon_drops_the_work() 
     implementation.probe.hangs_dropped.wait_for(1).await;
     // The connection is still good.
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+}
+
+/// Each connection's deadlines are kept by a task that starts with it, and may run on another
+/// thread at once: the very first call on each new connection must time out all the same.
+/// (The partition test, whose client connects from outside the runtime's workers, caught a
+/// version of that task that gave up when it ran before the connection was set up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_calls_on_new_connections_time_out_on_a_multi_threaded_runtime() {
+    let (_daemon, calc, implementation) = serve_calc().await;
+    let fresh: Vec<CalcProxy> = (0..20)
+        .map(|_| {
+            CalcProxy::new(calc.proxy().uri().clone()).with_timeout(Duration::from_millis(100))
+        })
+        .collect();
+    let outcomes = within(
+        "the first calls' timeouts",
+        futures_util::future::join_all(fresh.iter().map(|proxy| proxy.hang())),
+    )
+    .await;
+    for outcome in outcomes {
+        assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+    }
+    implementation.probe.hangs_dropped.wait_for(20).await;
 }
 
 #[tokio::test]

@@ -27,7 +27,8 @@ pub(crate) struct Link {
     /// Read by whichever waiting caller holds the lock.
     reader: Mutex<FrameReader<BoxedRead>>,
     writing: JoinHandle<()>,
-    keepalive: Option<JoinHandle<()>>,
+    /// Fails calls past their deadline, and pings the daemon if keepalive is on.
+    watchdog: JoinHandle<()>,
     /// Whether the daemon has accepted the handshake; its answer comes before anything else.
     handshaken: AtomicBool,
 }
@@ -47,9 +48,7 @@ impl Drop for Link {
     fn drop(&mut self) {
         // The last proxy clone is gone: stop the tasks; dropping the halves closes the socket.
         self.writing.abort();
-        if let Some(keepalive) = &self.keepalive {
-            keepalive.abort();
-        }
+        self.watchdog.abort();
     }
 }
 
@@ -126,18 +125,25 @@ impl Link {
         let format = Format::Bincode;
         let pending = Arc::new(Pending::default());
         let (writer, writing) = Writer::start(into_half(write), pending.clone());
-        let keepalive = config.keepalive_interval;
-        let keepalive_timeout = config.keepalive_timeout;
-        Ok(Arc::new_cyclic(|link| Link {
-            writer,
-            pending,
-            format,
-            reader: Mutex::new(reader),
-            writing,
-            handshaken: AtomicBool::new(false),
-            keepalive: keepalive.map(|interval| {
-                tokio::spawn(keep_alive(link.clone(), interval, keepalive_timeout))
-            }),
+        let keepalive = config
+            .keepalive_interval
+            .map(|interval| (interval, config.keepalive_timeout));
+        Ok(Arc::new_cyclic(|link| {
+            let watchdog = tokio::spawn(watchdog(
+                link.clone(),
+                pending.clone(),
+                writer.clone(),
+                keepalive,
+            ));
+            Link {
+                writer,
+                pending,
+                format,
+                reader: Mutex::new(reader),
+                writing,
+                watchdog,
+                handshaken: AtomicBool::new(false),
+            }
         }))
     }
 
@@ -280,9 +286,51 @@ enum Routed {
 /// counter never reaches.
 const KEEPALIVE_IDS: u64 = 1 << 63;
 
+/// The link's background duty: fails calls past their deadline and, if `keepalive` gives an
+/// interval and a timeout, pings the daemon. Holds the link only while pinging, so it does not
+/// keep an unused link alive; the link aborts it when dropped.
+async fn watchdog(
+    link: Weak<Link>,
+    pending: Arc<Pending>,
+    writer: Arc<Writer>,
+    keepalive: Option<(Duration, Duration)>,
+) {
+    let deadlines = expire_deadlines(&pending, &writer);
+    match keepalive {
+        Some((interval, timeout)) => {
+            tokio::select! {
+                () = deadlines => {}
+                () = keep_alive(link, interval, timeout) => {}
+            }
+        }
+        None => deadlines.await,
+    }
+}
+
+/// Sleeps until the earliest deadline of the calls waiting, fails those past it and tells
+/// the daemon to stop working on them; forever.
+async fn expire_deadlines(pending: &Pending, writer: &Writer) {
+    loop {
+        match pending.next_deadline() {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = pending.deadline_changed() => {}
+                }
+            }
+            None => pending.deadline_changed().await,
+        }
+        for request_id in pending.expire(Instant::now()) {
+            // Best effort: if the queue is full the daemon still drops the work at the deadline.
+            if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, request_id, &[], 0) {
+                let _ = writer.send(cancel);
+            }
+        }
+    }
+}
+
 /// Pings the daemon every `interval` while the link exists; a ping unanswered within `timeout`
-/// ends the connection, failing every call on it. Holds the link only while pinging, so it does
-/// not keep an unused link alive.
+/// ends the connection, failing every call on it.
 async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
     let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -294,7 +342,7 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
         if !link.is_open() {
             return;
         }
-        let Ok(reply) = link.pending.insert(n) else {
+        let Ok(reply) = link.pending.insert(n, timeout, false) else {
             return;
         };
         let Ok(ping) = Message::encode(Kind::Ping, Flags::NONE, n, &[], 0) else {
@@ -303,16 +351,16 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
         if link.writer.send(ping).is_err() {
             return;
         }
-        if tokio::time::timeout(timeout, link.receive(n, reply))
-            .await
-            .is_err()
-        {
-            link.pending.remove(n);
-            tracing::debug!(target: "rpc_core::proxy", ?timeout, "keepalive ping unanswered");
-            link.pending.end(Ended::Lost(format!(
-                "the daemon did not answer a keepalive ping within {timeout:?} (see `Config::keepalive_timeout`)"
-            )));
-            return;
+        match link.receive(n, reply).await {
+            Ok(_) => {}
+            Err(Error::Timeout(_)) => {
+                tracing::debug!(target: "rpc_core::proxy", ?timeout, "keepalive ping unanswered");
+                link.pending.end(Ended::Lost(format!(
+                    "the daemon did not answer a keepalive ping within {timeout:?} (see `Config::keepalive_timeout`)"
+                )));
+                return;
+            }
+            Err(_) => return,
         }
     }
 }
