@@ -31,7 +31,8 @@ pub struct Config {
     /// The daemon receives it as the call's deadline and drops the work when it passes.
     /// Default 30 s.
     pub call_timeout: Duration,
-    /// Proxy: how long connecting and the handshake may take. Default 5 s.
+    /// Proxy: how long connecting (the TCP or Unix connect) may take; the handshake travels
+    /// with the first call and counts against its timeout. Default 5 s.
     pub connect_timeout: Duration,
     /// Daemon: how long a new connection has to send its handshake. Default 5 s.
     pub handshake_timeout: Duration,

@@ -77,6 +77,9 @@ mod tests {
     async fn a_call_done_at_its_first_poll_sees_its_deadline() {
         let deadline = Instant::now() + Duration::from_secs(5);
         let left = run_within(deadline, async { remaining() }).await;
-        assert!(left.flatten().is_some_and(|left| left <= Duration::from_secs(5)));
+        assert!(
+            left.flatten()
+                .is_some_and(|left| left <= Duration::from_secs(5))
+        );
     }
 }

@@ -81,12 +81,43 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let scale = if quick { &QUICK } else { &FULL };
+    let select = Select {
+        workload: value_of(&args, "--only"),
+        side: value_of(&args, "--side"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let rows = runtime.block_on(run(scale));
-    print_table(quick, &rows);
+    let rows = runtime.block_on(run(scale, &select));
+    print_table(quick, &select, &rows);
+}
+
+/// What to run, for profiling: `--only WORD` runs the workloads whose name contains WORD;
+/// `--side ours` or `--side baseline` runs only that side of each interleaved workload (its
+/// results stand in for the other side's, so ratios are meaningless), as in
+/// `valgrind --tool=callgrind target/release/deps/rpc-* --quick --only sequential --side ours`.
+struct Select {
+    workload: Option<String>,
+    side: Option<String>,
+}
+
+impl Select {
+    fn wants(&self, workload: &str) -> bool {
+        self.workload
+            .as_deref()
+            .is_none_or(|word| workload.contains(word))
+    }
+
+    fn runs(&self, side: &str) -> bool {
+        self.side.as_deref().is_none_or(|chosen| chosen == side)
+    }
+}
+
+/// The value that follows `flag` on the command line.
+fn value_of(args: &[String], flag: &str) -> Option<String> {
+    let position = args.iter().position(|a| a == flag)?;
+    args.get(position + 1).cloned()
 }
 
 /// One line of the table.
@@ -98,7 +129,7 @@ struct Row {
     note: &'static str,
 }
 
-async fn run(scale: &Scale) -> Vec<Row> {
+async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     let mut config = Config::default();
     // Room for the idle-connection workload; the default cap is 1,024.
     config.max_connections = 20_000;
@@ -115,152 +146,195 @@ async fn run(scale: &Scale) -> Vec<Row> {
     let raw = spawn_raw_server().await;
     let mut rows = Vec::new();
 
-    // 1. Sequential small calls from one proxy.
     let proxy = BenchProxy::new(single.clone());
     proxy.add(1, 1).await.unwrap();
-    let (ours, base) = interleaved(
-        scale.rounds,
-        || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
-        || raw_sequential(raw, scale.sequential_calls),
-    )
-    .await;
-    let (ours, base) = (median_run(ours), median_run(base));
-    rows.push(Row::rate("sequential add: calls/s", ours.rate, base.rate));
-    rows.push(Row::latency(
-        "sequential add: p50 latency",
-        ours.p50,
-        base.p50,
-    ));
-    rows.push(Row::latency(
-        "sequential add: p99 latency",
-        ours.p99,
-        base.p99,
-    ));
 
-    // 2. One connection, 64 calls in flight.
-    let (ours, base) = interleaved(
-        scale.rounds,
-        || in_flight(&proxy, 64, scale.pipelined_calls),
-        || raw_pipelined(raw, 64, scale.pipelined_calls),
-    )
-    .await;
-    let (ours, base) = (median(ours), median(base));
-    rows.push(Row::rate("1 connection, 64 in flight: calls/s", ours, base));
-
-    // 3. Many proxies, each on its own connection.
-    for connections in [8, 64] {
+    // 1. Sequential small calls from one proxy.
+    if select.wants("sequential") {
         let (ours, base) = interleaved(
+            select,
             scale.rounds,
-            || many_proxies(&single, connections, scale.per_connection_calls),
-            || raw_many(raw, connections, scale.per_connection_calls),
+            || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
+            || raw_sequential(raw, scale.sequential_calls),
         )
         .await;
-        let (ours, base) = (median(ours), median(base));
-        rows.push(Row::rate(
-            &format!("{connections} connections: calls/s"),
-            ours,
-            base,
+        let (ours, base) = (median_run(ours), median_run(base));
+        rows.push(Row::rate("sequential add: calls/s", ours.rate, base.rate));
+        rows.push(Row::latency(
+            "sequential add: p50 latency",
+            ours.p50,
+            base.p50,
+        ));
+        rows.push(Row::latency(
+            "sequential add: p99 latency",
+            ours.p99,
+            base.p99,
         ));
     }
 
-    // 4. Echo of byte payloads.
-    let mut config = Config::default();
-    config.max_message_size = 4 << 20;
-    let big = BenchProxy::from_proxy(Proxy::with_config(single.clone(), config));
-    for size in [1 << 10, 64 << 10, 1 << 20] {
-        let calls = (scale.echo_bytes / size).clamp(20, 20_000);
-        let payload = ByteBuf::from(vec![7u8; size]);
+    // 2. One connection, 64 calls in flight.
+    if select.wants("pipelined") {
         let (ours, base) = interleaved(
+            select,
             scale.rounds,
-            || echo(&big, &payload, calls),
-            || raw_echo(raw, size, calls),
+            || in_flight(&proxy, 64, scale.pipelined_calls),
+            || raw_pipelined(raw, 64, scale.pipelined_calls),
         )
         .await;
         let (ours, base) = (median(ours), median(base));
-        let label = match size {
-            1024 => "1 KiB",
-            65536 => "64 KiB",
-            _ => "1 MiB",
-        };
-        rows.push(Row::rate(&format!("echo {label}: calls/s"), ours, base));
-        let mb = size as f64 / 1e6;
-        rows.push(Row {
-            unit: "MB/s",
-            ..Row::rate(&format!("echo {label}: MB/s"), ours * mb, base * mb)
-        });
+        rows.push(Row::rate("1 connection, 64 in flight: calls/s", ours, base));
+    }
+
+    // 3. Many proxies, each on its own connection.
+    if select.wants("connections") {
+        for connections in [8, 64] {
+            let (ours, base) = interleaved(
+                select,
+                scale.rounds,
+                || many_proxies(&single, connections, scale.per_connection_calls),
+                || raw_many(raw, connections, scale.per_connection_calls),
+            )
+            .await;
+            let (ours, base) = (median(ours), median(base));
+            rows.push(Row::rate(
+                &format!("{connections} connections: calls/s"),
+                ours,
+                base,
+            ));
+        }
+    }
+
+    // 4. Echo of byte payloads.
+    if select.wants("echo") {
+        let mut config = Config::default();
+        config.max_message_size = 4 << 20;
+        let big = BenchProxy::from_proxy(Proxy::with_config(single.clone(), config));
+        for size in [1 << 10, 64 << 10, 1 << 20] {
+            let calls = (scale.echo_bytes / size).clamp(20, 20_000);
+            let payload = ByteBuf::from(vec![7u8; size]);
+            let (ours, base) = interleaved(
+                select,
+                scale.rounds,
+                || echo(&big, &payload, calls),
+                || raw_echo(raw, size, calls),
+            )
+            .await;
+            let (ours, base) = (median(ours), median(base));
+            let label = match size {
+                1024 => "1 KiB",
+                65536 => "64 KiB",
+                _ => "1 MiB",
+            };
+            rows.push(Row::rate(&format!("echo {label}: calls/s"), ours, base));
+            let mb = size as f64 / 1e6;
+            rows.push(Row {
+                unit: "MB/s",
+                ..Row::rate(&format!("echo {label}: MB/s"), ours * mb, base * mb)
+            });
+        }
     }
 
     // 5. Lookup plus first call through a new PYRONAME: proxy, against a direct call.
-    let ns = nameserver::start(nameserver::Options::loopback(0))
-        .await
-        .unwrap();
-    let mut ns_config = Config::default();
-    ns_config.nameserver =
-        NameServerConfig::at("127.0.0.1", ns.daemon().local_addr().unwrap().port());
-    let names = rpc_core::locate_ns(&ns_config).await.unwrap();
-    names
-        .register("bench".into(), single.clone(), false, Default::default())
-        .await
-        .unwrap();
-    // Not interleaved: each new proxy's connection closing would land in the next direct call.
-    let mut by_name = Vec::with_capacity(scale.lookups);
-    for _ in 0..scale.lookups {
-        by_name.push(
-            timed(async {
-                let fresh = BenchProxy::from_proxy(Proxy::with_config(
-                    "PYRONAME:bench".parse().unwrap(),
-                    ns_config.clone(),
-                ));
-                fresh.add(1, 2).await.unwrap();
-            })
-            .await,
-        );
+    if select.wants("lookup") {
+        let ns = nameserver::start(nameserver::Options::loopback(0))
+            .await
+            .unwrap();
+        let mut ns_config = Config::default();
+        ns_config.nameserver =
+            NameServerConfig::at("127.0.0.1", ns.daemon().local_addr().unwrap().port());
+        let names = rpc_core::locate_ns(&ns_config).await.unwrap();
+        names
+            .register("bench".into(), single.clone(), false, Default::default())
+            .await
+            .unwrap();
+        // Not interleaved: each new proxy's connection closing would land in the next direct call.
+        let mut by_name = Vec::with_capacity(scale.lookups);
+        for _ in 0..scale.lookups {
+            by_name.push(
+                timed(async {
+                    let fresh = BenchProxy::from_proxy(Proxy::with_config(
+                        "PYRONAME:bench".parse().unwrap(),
+                        ns_config.clone(),
+                    ));
+                    fresh.add(1, 2).await.unwrap();
+                })
+                .await,
+            );
+        }
+        let mut direct = Vec::with_capacity(scale.lookups);
+        for _ in 0..scale.lookups {
+            direct.push(timed(async { proxy.add(1, 2).await.map(drop).unwrap() }).await);
+        }
+        let (by_name, direct) = (median(by_name), median(direct));
+        rows.push(Row::latency(
+            "lookup + first call by name (vs direct call)",
+            by_name,
+            direct,
+        ));
+        // What a new connection costs by itself: the floor under the row above.
+        let (ours, base) = interleaved(
+            select,
+            scale.lookups,
+            || {
+                timed(async {
+                    let fresh = BenchProxy::new(single.clone());
+                    fresh.add(1, 2).await.unwrap();
+                })
+            },
+            || {
+                timed(async {
+                    let mut fresh = RawClient::connect(raw).await;
+                    fresh.call(ADD_REQUEST_LEN).await;
+                })
+            },
+        )
+        .await;
+        rows.push(Row::latency(
+            "new proxy: connect + first call (vs raw connect + exchange)",
+            median(ours),
+            median(base),
+        ));
+        ns.shutdown().await;
     }
-    let mut direct = Vec::with_capacity(scale.lookups);
-    for _ in 0..scale.lookups {
-        direct.push(timed(async { proxy.add(1, 2).await.map(drop).unwrap() }).await);
-    }
-    let (by_name, direct) = (median(by_name), median(direct));
-    rows.push(Row::latency(
-        "lookup + first call by name (vs direct call)",
-        by_name,
-        direct,
-    ));
 
     // 6. Memory per idle connection.
-    let ours = idle_memory(
-        daemon.local_addr().unwrap(),
-        Some("single"),
-        scale.idle_connections,
-    );
-    let base = idle_memory(raw, None, scale.idle_connections);
-    rows.push(Row {
-        workload: format!(
-            "daemon memory per idle connection ({})",
-            scale.idle_connections
-        ),
-        ours,
-        baseline: base,
-        unit: "KiB",
-        note: "lower is better",
-    });
+    if select.wants("idle") {
+        let ours = idle_memory(
+            daemon.local_addr().unwrap(),
+            Some("single"),
+            scale.idle_connections,
+        );
+        let base = idle_memory(raw, None, scale.idle_connections);
+        rows.push(Row {
+            workload: format!(
+                "daemon memory per idle connection ({})",
+                scale.idle_connections
+            ),
+            ours,
+            baseline: base,
+            unit: "KiB",
+            note: "lower is better",
+        });
+    }
 
     // 7. percall against single instance mode.
-    let per_call = BenchProxy::new(percall);
-    per_call.add(1, 1).await.unwrap();
-    let (ours, base) = interleaved(
-        scale.rounds,
-        || sequential(scale.sequential_calls, |a| per_call.add(a, 1)),
-        || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
-    )
-    .await;
-    let (ours, base) = (median_run(ours), median_run(base));
-    rows.push(Row {
-        note: "baseline = single mode",
-        ..Row::rate("percall vs single: calls/s", ours.rate, base.rate)
-    });
+    if select.wants("percall") {
+        let per_call = BenchProxy::new(percall);
+        per_call.add(1, 1).await.unwrap();
+        let (ours, base) = interleaved(
+            select,
+            scale.rounds,
+            || sequential(scale.sequential_calls, |a| per_call.add(a, 1)),
+            || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
+        )
+        .await;
+        let (ours, base) = (median_run(ours), median_run(base));
+        rows.push(Row {
+            note: "baseline = single mode",
+            ..Row::rate("percall vs single: calls/s", ours.rate, base.rate)
+        });
+    }
 
-    ns.shutdown().await;
     daemon.shutdown().await;
     rows
 }
@@ -323,7 +397,8 @@ fn summarize(calls: usize, total: Duration, mut latencies: Vec<Duration>) -> Seq
 
 /// Runs `rounds` rounds of each, alternating, so both sides see the same moments of a noisy
 /// machine; returns each side's results.
-async fn interleaved<T, A, B, FutA, FutB>(
+async fn interleaved<T: Clone, A, B, FutA, FutB>(
+    select: &Select,
     rounds: usize,
     mut ours: A,
     mut baseline: B,
@@ -336,8 +411,18 @@ where
 {
     let (mut first, mut second) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
     for _ in 0..rounds {
-        first.push(ours().await);
-        second.push(baseline().await);
+        if select.runs("ours") {
+            first.push(ours().await);
+        }
+        if select.runs("baseline") {
+            second.push(baseline().await);
+        }
+    }
+    // A profiling run of one side: its results stand in for the other's.
+    if first.is_empty() {
+        first = second.clone();
+    } else if second.is_empty() {
+        second = first.clone();
     }
     (first, second)
 }
@@ -625,7 +710,7 @@ fn hold_idle_connections(args: &[String]) {
 
 // ---- Output ----
 
-fn print_table(quick: bool, rows: &[Row]) {
+fn print_table(quick: bool, select: &Select, rows: &[Row]) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -640,6 +725,9 @@ fn print_table(quick: bool, rows: &[Row]) {
         "machine: {cores} cores, {cpu}; mode: {}",
         if quick { "quick" } else { "full" }
     );
+    if let Some(side) = &select.side {
+        println!("profiling run: only the {side} side ran; the ratios are meaningless");
+    }
     println!();
     println!("| workload | ours | baseline | ours/baseline | |");
     println!("|---|---:|---:|---:|---|");

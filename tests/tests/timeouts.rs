@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use rpc_core::{Config, Error, Proxy};
-use rpc_tests::{
-    CalcImpl, CalcProxy, CalcSkeleton, serve_calc, spawn_daemon, spawn_hang, within,
-};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, spawn_daemon, spawn_hang, within};
 
 #[tokio::test]
 async fn a_call_that_outlives_its_timeout_fails_and_the_daemon_drops_the_work() {

@@ -97,15 +97,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.max_body_len = max_body_len;
     }
 
+    /// The next message, if it has already been read whole; reads nothing more.
+    pub(crate) fn buffered_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        let message = Message::decode(&mut self.buf, self.max_body_len)?;
+        if message.is_some() {
+            self.frame_started = None;
+            self.held = None;
+        }
+        Ok(message)
+    }
+
     /// Reads the next message; `Ok(None)` when the peer closed the stream between frames.
     ///
     /// Cancel-safe: bytes read so far stay in the buffer, and the frame deadline is kept
     /// across calls, so a caller may use this in `select!`.
     pub(crate) async fn read_message(&mut self) -> Result<Option<Message>, ReadError> {
         loop {
-            if let Some(message) = Message::decode(&mut self.buf, self.max_body_len)? {
-                self.frame_started = None;
-                self.held = None;
+            if let Some(message) = self.buffered_message()? {
                 return Ok(Some(message));
             }
             if !self.buf.is_empty() && self.frame_started.is_none() {

@@ -78,6 +78,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         reader.set_max_body_len(self.shared.config.max_body_len());
         let max_calls = self.shared.config.max_calls_per_connection.max(1);
         let max_queued = self.shared.config.max_queued_bytes;
+        // A client sends its first call right behind the handshake: answer both in one write.
+        if let Err(error) = self.handle_buffered(&object, &mut reader, max_calls, max_queued) {
+            self.close(error);
+            return self.finish().await;
+        }
         let shared = self.shared.clone();
         let mut shutdown = shared.shutdown.watch();
         loop {
@@ -90,7 +95,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 message = reader.read_message(),
                     if self.calls.len() < max_calls && self.outgoing.len() < max_queued => {
                     let outcome = match message {
-                        Ok(Some(message)) => self.handle(&object, message),
+                        Ok(Some(message)) => self
+                            .handle(&object, message)
+                            .and_then(|()| self.handle_buffered(&object, &mut reader, max_calls, max_queued)),
                         Ok(None) => break,
                         Err(ReadError::Protocol(error)) => Err(error),
                         Err(ReadError::Io(error)) => {
@@ -177,6 +184,24 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
     }
 
+    /// Acts on the frames that have already arrived whole, within the caps, before any reply
+    /// is written: frames that arrive together get their replies written together.
+    fn handle_buffered<R: AsyncRead + Unpin>(
+        &mut self,
+        object: &Arc<Object>,
+        reader: &mut FrameReader<R>,
+        max_calls: usize,
+        max_queued: usize,
+    ) -> Result<(), ProtocolError> {
+        while self.calls.len() < max_calls && self.outgoing.len() < max_queued {
+            match reader.buffered_message()? {
+                Some(message) => self.handle(object, message)?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// Acts on one message after the handshake.
     fn handle(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
         let request_id = message.header.request_id;
@@ -223,9 +248,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             return Ok(());
         }
-        let task = self
-            .calls
-            .spawn(async move { (request_id, call.await) });
+        let task = self.calls.spawn(async move { (request_id, call.await) });
         self.in_flight.insert(request_id, task);
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::sync::Mutex;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -73,12 +73,12 @@ impl Link {
                     // Small calls must not wait for Nagle's algorithm.
                     stream.set_nodelay(true).map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(read, write, WriteHalf::Tcp, object, config).await
+                    Link::handshake(read, WriteHalf::Tcp(write), object, config)
                 }
                 Location::Unix(path) => {
                     let stream = UnixStream::connect(path).await.map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(read, write, WriteHalf::Unix, object, config).await
+                    Link::handshake(read, WriteHalf::Unix(write), object, config)
                 }
             }
         };
@@ -87,23 +87,22 @@ impl Link {
             Err(_) => Err(connect_error(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
-                    "no connection and handshake within {:?} (see `Config::connect_timeout`)",
+                    "no connection within {:?} (see `Config::connect_timeout`)",
                     config.connect_timeout
                 ),
             ))),
         }
     }
 
-    async fn handshake<R, W>(
+    /// Sets up a link over a connected socket, with the handshake for `object` queued.
+    fn handshake<R>(
         read: R,
-        mut write: W,
-        into_half: fn(W) -> WriteHalf,
+        write: WriteHalf,
         object: &str,
         config: &Config,
     ) -> Result<Arc<Link>, Error>
     where
         R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
     {
         let max_body_len = config.max_body_len();
         let hello = Message::encode(
@@ -113,18 +112,16 @@ impl Link {
             object.as_bytes(),
             max_body_len,
         )?;
-        write
-            .write_all(&hello)
-            .await
-            .map_err(|e| Error::ConnectionLost(format!("sending the handshake failed: {e}")))?;
-        // The daemon's answer is not awaited here: the first call follows the handshake at
-        // once, saving a round trip, and the answer is read with the first reply. A refusal
-        // ends the connection and fails that call with the daemon's reason.
+        // The handshake leaves with the first call (every use of a link starts with one), in
+        // one write, and the daemon's answer is not awaited: it is read with the first reply,
+        // saving a round trip. A refusal ends the connection and fails that call with the
+        // daemon's reason.
         let read: BoxedRead = Box::new(read);
         let reader = FrameReader::new(read, max_body_len, config.frame_timeout);
         let format = Format::Bincode;
         let pending = Arc::new(Pending::default());
-        let (writer, writing) = Writer::start(into_half(write), pending.clone());
+        let (writer, writing) = Writer::start(write, pending.clone());
+        writer.send_with_next(hello);
         let keepalive = config
             .keepalive_interval
             .map(|interval| (interval, config.keepalive_timeout));
@@ -189,7 +186,11 @@ impl Link {
     /// Waits for the reply to `request_id`, which `reply` will deliver. While no other caller
     /// reads the connection, this one does, routing every frame to its call: a lone caller
     /// reads its own reply, with no hand-off between tasks.
-    pub(crate) async fn receive(&self, request_id: u64, mut reply: Reply) -> Result<Message, Error> {
+    pub(crate) async fn receive(
+        &self,
+        request_id: u64,
+        mut reply: Reply,
+    ) -> Result<Message, Error> {
         tokio::select! {
             biased;
             delivered = &mut reply => delivered.unwrap_or_else(|_| Err(withdrawn())),

@@ -256,7 +256,10 @@ mod tests {
         assert!(
             matches!(waiting.await.unwrap(), Err(Error::ConnectionLost(reason)) if reason == "gone")
         );
-        assert!(matches!(pending.insert(2, LONG, false), Err(Error::ConnectionLost(_))));
+        assert!(matches!(
+            pending.insert(2, LONG, false),
+            Err(Error::ConnectionLost(_))
+        ));
         assert!(pending.has_ended());
     }
 
@@ -277,17 +280,27 @@ mod tests {
         let long = pending.insert(2, Duration::from_secs(5), false).unwrap();
         let short = pending.insert(3, Duration::from_secs(1), false).unwrap();
         let unbounded = pending.insert(4, Duration::MAX, true).unwrap();
-        assert_eq!(pending.next_deadline(), Some(started + Duration::from_secs(1)));
+        assert_eq!(
+            pending.next_deadline(),
+            Some(started + Duration::from_secs(1))
+        );
 
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(pending.expire(Instant::now()), vec![1], "only call 1 is cancellable");
+        assert_eq!(
+            pending.expire(Instant::now()),
+            vec![1],
+            "only call 1 is cancellable"
+        );
         for expired in [short_cancellable, short] {
             assert!(matches!(
                 expired.await.unwrap(),
                 Err(Error::Timeout(timeout)) if timeout == Duration::from_secs(1)
             ));
         }
-        assert_eq!(pending.next_deadline(), Some(started + Duration::from_secs(5)));
+        assert_eq!(
+            pending.next_deadline(),
+            Some(started + Duration::from_secs(5))
+        );
         assert!(pending.complete(2, reply(2)));
         assert_eq!(long.await.unwrap().unwrap().header.request_id, 2);
         // A timeout too long to be a point in time never expires.

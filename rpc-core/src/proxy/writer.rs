@@ -72,6 +72,11 @@ impl Writer {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Queues `frame` to leave with the next frame sent, in one write.
+    pub(crate) fn send_with_next(&self, frame: Bytes) {
+        self.state().outgoing.push(frame);
+    }
+
     /// Sends `frame`: written now if the socket takes it, else queued in order. Never waits.
     ///
     /// # Errors
