@@ -7,4 +7,4 @@ mod outgoing;
 mod reader;
 
 pub(crate) use outgoing::Outgoing;
-pub(crate) use reader::{Budget, FrameReader, ReadError};
+pub(crate) use reader::{Budget, FrameReader, ReadError, TryRead};

@@ -2,6 +2,7 @@
 
 mod link;
 mod pending;
+mod socket;
 mod writer;
 
 use std::fmt;

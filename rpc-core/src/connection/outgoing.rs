@@ -47,9 +47,8 @@ impl Outgoing {
     }
 
     /// The queued buffers, as one vectored write takes them, gathered on the stack (this runs
-    /// for every write).
-    fn slices(&mut self) -> ([IoSlice<'_>; MAX_IO_SLICES], usize) {
-        self.seal_batch();
+    /// for every write of more than one buffer). The batch must be sealed.
+    fn slices(&self) -> ([IoSlice<'_>; MAX_IO_SLICES], usize) {
         let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
         let mut count = 0;
         for (slot, buffer) in slices.iter_mut().zip(&self.queue) {
@@ -72,8 +71,16 @@ impl Outgoing {
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
-        let (slices, count) = self.slices();
-        match write(&slices[..count]) {
+        self.seal_batch();
+        // One buffer, the common case, needs no array of slices (1 KiB to fill and copy).
+        let written = match self.queue.len() {
+            1 => write(&[IoSlice::new(&self.queue[0])]),
+            _ => {
+                let (slices, count) = self.slices();
+                write(&slices[..count])
+            }
+        };
+        match written {
             Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
             Ok(written) => {
                 self.advance(written);
@@ -106,8 +113,14 @@ impl Outgoing {
         &mut self,
         io: &mut W,
     ) -> std::io::Result<()> {
-        let (slices, count) = self.slices();
-        let written = io.write_vectored(&slices[..count]).await?;
+        self.seal_batch();
+        let written = match self.queue.len() {
+            1 => io.write(&self.queue[0]).await?,
+            _ => {
+                let (slices, count) = self.slices();
+                io.write_vectored(&slices[..count]).await?
+            }
+        };
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }

@@ -116,9 +116,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(message) = self.buffered_message()? {
                 return Ok(Some(message));
             }
-            if !self.buf.is_empty() && self.frame_started.is_none() {
-                self.frame_started = Some(Instant::now());
-            }
+            self.note_partial_frame();
             let announced = Message::announced_len(&self.buf);
             if let (Some(budget), Some(len), None) = (&self.budget, announced, &self.held)
                 && len > BUDGET_EXEMPT
@@ -134,8 +132,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 // The semaphore is never closed, so acquiring fails only by the deadline.
                 self.held = permit.ok();
             }
-            let wanted = announced.unwrap_or(HEADER_LEN) - self.buf.len();
-            self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
+            self.reserve_for_read();
             let read = match self.frame_started {
                 None => self.io.read_buf(&mut self.buf).await?,
                 Some(started) => {
@@ -146,14 +143,81 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
             };
             if read == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
+                return self.end_of_stream();
+            }
+        }
+    }
+
+    /// Starts the frame deadline of an incomplete frame, if it has not started: a frame that
+    /// arrives whole in one read never reads the clock.
+    fn note_partial_frame(&mut self) {
+        if !self.buf.is_empty() && self.frame_started.is_none() {
+            self.frame_started = Some(Instant::now());
+        }
+    }
+
+    /// Room for the next read: the rest of the frame, at least `READ_MIN`, at most `READ_CHUNK`.
+    fn reserve_for_read(&mut self) {
+        let announced = Message::announced_len(&self.buf);
+        let wanted = announced.unwrap_or(HEADER_LEN) - self.buf.len();
+        self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
+    }
+
+    /// The outcome of the peer closing the stream: clean between frames, truncation inside one.
+    fn end_of_stream(&self) -> Result<Option<Message>, ReadError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        Err(ProtocolError::Truncated {
+            received: self.buf.len(),
+            expected: Message::announced_len(&self.buf).unwrap_or(HEADER_LEN),
+        }
+        .into())
+    }
+}
+
+/// A byte stream that can be read without waiting, such as a socket half.
+pub(crate) trait TryRead {
+    /// Reads what has arrived into `buf`; `WouldBlock` if nothing has.
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize>;
+}
+
+impl TryRead for tokio::net::tcp::OwnedReadHalf {
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        tokio::net::tcp::OwnedReadHalf::try_read_buf(self, buf)
+    }
+}
+
+impl TryRead for tokio::net::unix::OwnedReadHalf {
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        tokio::net::unix::OwnedReadHalf::try_read_buf(self, buf)
+    }
+}
+
+impl<R: AsyncRead + TryRead + Unpin> FrameReader<R> {
+    /// The next message if it has arrived whole, reading only what the stream already holds;
+    /// `None` if no whole message has arrived. With no budget in use and nothing arrived, this
+    /// costs no system call: the socket's readiness says so.
+    pub(crate) fn try_read_message(&mut self) -> Option<Result<Option<Message>, ReadError>> {
+        // A frame that must wait for the budget is left to `read_message`.
+        if self.budget.is_some() {
+            return None;
+        }
+        loop {
+            match self.buffered_message() {
+                Ok(Some(message)) => return Some(Ok(Some(message))),
+                Ok(None) => {}
+                Err(error) => return Some(Err(error.into())),
+            }
+            self.reserve_for_read();
+            match self.io.try_read_buf(&mut self.buf) {
+                Ok(0) => return Some(self.end_of_stream()),
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.note_partial_frame();
+                    return None;
                 }
-                return Err(ProtocolError::Truncated {
-                    received: self.buf.len(),
-                    expected: Message::announced_len(&self.buf).unwrap_or(HEADER_LEN),
-                }
-                .into());
+                Err(error) => return Some(Err(error.into())),
             }
         }
     }
@@ -207,6 +271,30 @@ mod tests {
     }
 
     const MAGIC_AND_MORE: [u8; 6] = [b'R', b'O', b'B', b'J', 0, 1];
+
+    #[tokio::test]
+    async fn trying_to_read_takes_only_what_has_arrived() {
+        let (read, write) = tokio::net::UnixStream::pair().unwrap();
+        let (read, _) = read.into_split();
+        let mut reader = FrameReader::new(read, 100, Duration::from_secs(1));
+        assert!(reader.try_read_message().is_none(), "nothing has arrived");
+
+        let frame = Message::encode(Kind::Ping, Flags::NONE, 9, b"abcdef", 100).unwrap();
+        write.writable().await.unwrap();
+        write.try_write(&frame[..7]).unwrap();
+        assert!(reader.try_read_message().is_none(), "part of a frame");
+        write.try_write(&frame[7..]).unwrap();
+        // Readiness reaches the socket half through the runtime: wait for it.
+        reader.io.readable().await.unwrap();
+        let message = reader.try_read_message().unwrap().unwrap().unwrap();
+        assert_eq!(message.header.request_id, 9);
+        assert_eq!(&message.body[..], b"abcdef");
+
+        drop(write);
+        reader.io.readable().await.unwrap();
+        let end = reader.try_read_message().unwrap().unwrap();
+        assert!(end.is_none(), "a clean end between frames");
+    }
 
     #[tokio::test]
     async fn a_large_frame_waits_for_the_budget_and_is_not_read_meanwhile() {

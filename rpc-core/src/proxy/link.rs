@@ -4,16 +4,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::sync::Mutex;
 
-use tokio::io::AsyncRead;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::pending::{Ended, Pending, Reply};
-use super::writer::{WriteHalf, Writer};
+use super::socket::{ReadHalf, WriteHalf};
+use super::writer::Writer;
 use crate::codec::Format;
 use crate::connection::{FrameReader, ReadError};
 use crate::protocol::{Flags, Kind, Message, ProtocolError, RemoteError};
@@ -25,16 +24,13 @@ pub(crate) struct Link {
     pub(crate) pending: Arc<Pending>,
     pub(crate) format: Format,
     /// Read by whichever waiting caller holds the lock.
-    reader: Mutex<FrameReader<BoxedRead>>,
+    reader: Mutex<FrameReader<ReadHalf>>,
     writing: JoinHandle<()>,
     /// Fails calls past their deadline, and pings the daemon if keepalive is on.
     watchdog: JoinHandle<()>,
     /// Whether the daemon has accepted the handshake; its answer comes before anything else.
     handshaken: AtomicBool,
 }
-
-/// The read half of a TCP or Unix socket.
-type BoxedRead = Box<dyn AsyncRead + Unpin + Send>;
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,12 +69,12 @@ impl Link {
                     // Small calls must not wait for Nagle's algorithm.
                     stream.set_nodelay(true).map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(read, WriteHalf::Tcp(write), object, config)
+                    Link::handshake(ReadHalf::Tcp(read), WriteHalf::Tcp(write), object, config)
                 }
                 Location::Unix(path) => {
                     let stream = UnixStream::connect(path).await.map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(read, WriteHalf::Unix(write), object, config)
+                    Link::handshake(ReadHalf::Unix(read), WriteHalf::Unix(write), object, config)
                 }
             }
         };
@@ -95,15 +91,12 @@ impl Link {
     }
 
     /// Sets up a link over a connected socket, with the handshake for `object` queued.
-    fn handshake<R>(
-        read: R,
+    fn handshake(
+        read: ReadHalf,
         write: WriteHalf,
         object: &str,
         config: &Config,
-    ) -> Result<Arc<Link>, Error>
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-    {
+    ) -> Result<Arc<Link>, Error> {
         let max_body_len = config.max_body_len();
         let hello = Message::encode(
             Kind::Handshake,
@@ -116,7 +109,6 @@ impl Link {
         // one write, and the daemon's answer is not awaited: it is read with the first reply,
         // saving a round trip. A refusal ends the connection and fails that call with the
         // daemon's reason.
-        let read: BoxedRead = Box::new(read);
         let reader = FrameReader::new(read, max_body_len, config.frame_timeout);
         let format = Format::Bincode;
         let pending = Arc::new(Pending::default());
@@ -160,7 +152,7 @@ impl Link {
         let Ok(mut reader) = self.reader.try_lock() else {
             return;
         };
-        while let Some(read) = reader.read_message().now_or_never() {
+        while let Some(read) = reader.try_read_message() {
             if let Routed::Ended = self.handle_read(read, None) {
                 return;
             }

@@ -2,40 +2,16 @@
 //! itself, without waking another task; when the socket is busy or full, frames queue up and a
 //! background task writes them, coalesced, as the socket drains.
 
-use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use tokio::net::{tcp, unix};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::pending::{Ended, Pending};
+use super::socket::WriteHalf;
 use crate::Error;
 use crate::connection::Outgoing;
-
-/// The write half of a proxy's socket.
-#[derive(Debug)]
-pub(crate) enum WriteHalf {
-    Tcp(tcp::OwnedWriteHalf),
-    Unix(unix::OwnedWriteHalf),
-}
-
-impl WriteHalf {
-    fn try_write_vectored(&self, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
-        match self {
-            WriteHalf::Tcp(half) => half.try_write_vectored(slices),
-            WriteHalf::Unix(half) => half.try_write_vectored(slices),
-        }
-    }
-
-    async fn writable(&self) -> std::io::Result<()> {
-        match self {
-            WriteHalf::Tcp(half) => half.writable().await,
-            WriteHalf::Unix(half) => half.writable().await,
-        }
-    }
-}
 
 #[derive(Debug)]
 pub(crate) struct Writer {
