@@ -152,6 +152,13 @@ mod tests {
     }
 
     #[test]
+    fn a_string_that_is_not_utf8_is_refused() {
+        // Length 2, then a byte that cannot start a UTF-8 character.
+        let error = Format::Bincode.decode::<String>(&[2, 0xff, b'a']).unwrap_err();
+        assert!(error.to_string().contains("Utf8"), "{error}");
+    }
+
+    #[test]
     fn a_huge_length_in_a_tiny_input_is_refused_without_allocating() {
         // A string whose varint length says 2^40 bytes, in a 9-byte input.
         let bytes = [253u8, 0, 0, 0, 0, 0, 1, 0, 0];

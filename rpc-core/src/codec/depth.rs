@@ -67,7 +67,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<D> {
         deserialize_i32(), deserialize_i64(), deserialize_i128(), deserialize_u8(),
         deserialize_u16(), deserialize_u32(), deserialize_u64(), deserialize_u128(),
         deserialize_f32(), deserialize_f64(), deserialize_char(), deserialize_str(),
-        deserialize_string(), deserialize_bytes(), deserialize_byte_buf(),
+        deserialize_bytes(),
         deserialize_option(), deserialize_unit(), deserialize_seq(), deserialize_map(),
         deserialize_identifier(), deserialize_ignored_any(),
         deserialize_unit_struct(name: &'static str),
@@ -76,6 +76,17 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<D> {
         deserialize_tuple_struct(name: &'static str, len: usize),
         deserialize_struct(name: &'static str, fields: &'static [&'static str]),
         deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+    }
+
+    // Our input is always a slice in memory (`seed_decode_from_slice`), so owned strings and
+    // byte buffers are decoded as borrowed ones, which the visitor copies once; bincode's owned
+    // path first zeroes a buffer of the full length, then copies into it.
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_bytes(visitor)
     }
 
     fn is_human_readable(&self) -> bool {
