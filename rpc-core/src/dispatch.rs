@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -13,7 +13,7 @@ use crate::codec::Format;
 use crate::protocol::{Flags, FrameBuilder, Kind, ProtocolError, RemoteError};
 
 /// The future a skeleton returns for one call: the encoded reply frame, or why there is none.
-pub type DispatchFuture = Pin<Box<dyn Future<Output = Result<Bytes, RemoteError>> + Send>>;
+pub type DispatchFuture = Pin<Box<dyn Future<Output = Result<BytesMut, RemoteError>> + Send>>;
 
 /// A server-side object that can answer calls by method name.
 ///
@@ -86,7 +86,7 @@ impl Call<'_> {
         Box::pin(async move {
             let value = future.await;
             if oneway {
-                return Ok(Bytes::new());
+                return Ok(BytesMut::new());
             }
             let mut frame = FrameBuilder::new(Kind::Reply, Flags::NONE, request_id);
             format

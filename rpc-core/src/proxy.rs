@@ -186,7 +186,7 @@ impl Proxy {
         method: &str,
         args: &A,
         deadline: Option<Duration>,
-    ) -> Result<bytes::Bytes, Error> {
+    ) -> Result<bytes::BytesMut, Error> {
         let mut frame = FrameBuilder::new(Kind::Invoke, flags, request_id);
         Invoke::write_prefix(frame.body_mut(), deadline, method)?;
         link.format
@@ -203,7 +203,7 @@ impl Proxy {
         &self,
         link: &Link,
         request_id: u64,
-        frame: bytes::Bytes,
+        frame: bytes::BytesMut,
         cancellable: bool,
         timeout: Duration,
     ) -> Result<Message, Error> {

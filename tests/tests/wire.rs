@@ -14,7 +14,7 @@ fn invoke(
     deadline: Option<Duration>,
     method: &str,
     args: &impl serde::Serialize,
-) -> bytes::Bytes {
+) -> bytes::BytesMut {
     let mut frame = FrameBuilder::new(Kind::Invoke, Flags::NONE, request_id);
     Invoke::write_prefix(frame.body_mut(), deadline, method).unwrap();
     Format::Bincode.encode_into(args, frame.body_mut()).unwrap();

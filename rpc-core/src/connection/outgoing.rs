@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Frames smaller than this are copied into a shared batch, so many small frames leave in one
@@ -16,7 +16,7 @@ const MAX_IO_SLICES: usize = 64;
 /// Frames waiting to be written, coalesced into few vectored writes.
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<BytesMut>,
     /// Small frames gathered since the last buffer in `queue`.
     batch: BytesMut,
     /// Bytes queued in all, for back-pressure.
@@ -24,7 +24,7 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    pub(crate) fn push(&mut self, frame: Bytes) {
+    pub(crate) fn push(&mut self, frame: BytesMut) {
         // A frame that finds nothing waiting, the common case, is written as it is: copying
         // pays only when it gathers frames.
         let alone = self.len == 0;
@@ -61,7 +61,7 @@ impl Outgoing {
     fn seal_batch(&mut self) {
         if !self.batch.is_empty() {
             // `split` keeps the batch's spare capacity for the next small frames.
-            self.queue.push_back(self.batch.split().freeze());
+            self.queue.push_back(self.batch.split());
         }
     }
 
@@ -149,10 +149,10 @@ mod tests {
     #[tokio::test]
     async fn outgoing_keeps_order_across_small_and_large_frames() {
         let mut outgoing = Outgoing::default();
-        let frames: Vec<Bytes> = [3, 5000, 2, 1, 9000, 4]
+        let frames: Vec<BytesMut> = [3, 5000, 2, 1, 9000, 4]
             .iter()
             .enumerate()
-            .map(|(i, len)| Bytes::from(vec![i as u8; *len]))
+            .map(|(i, len)| BytesMut::from(&vec![i as u8; *len][..]))
             .collect();
         for frame in &frames {
             outgoing.push(frame.clone());

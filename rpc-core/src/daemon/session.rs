@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::{AbortHandle, JoinSet};
@@ -27,7 +27,7 @@ use crate::protocol::{
 };
 
 /// A call's work from start to reply frame (`None` for a oneway call).
-type CallFuture = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
+type CallFuture = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
 
 /// Serves one connection until the peer closes it or the daemon shuts down.
 pub(crate) async fn serve<R, W>(read: R, write: W, peer: Arc<str>, shared: Arc<Shared>)
@@ -63,7 +63,7 @@ struct Session<W> {
     /// This connection's instance of a `session` mode object.
     instance: Option<Arc<dyn Dispatch>>,
     /// Calls that had to be spawned; each task returns its request id and reply frame.
-    calls: JoinSet<(u64, Option<Bytes>)>,
+    calls: JoinSet<(u64, Option<BytesMut>)>,
     in_flight: HashMap<u64, AbortHandle>,
 }
 
@@ -255,7 +255,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Queues the reply of a spawned call that ended. A cancelled call was removed from
     /// `in_flight` when it was aborted, and has no reply.
-    fn finished(&mut self, done: Result<(u64, Option<Bytes>), tokio::task::JoinError>) {
+    fn finished(&mut self, done: Result<(u64, Option<BytesMut>), tokio::task::JoinError>) {
         if let Ok((request_id, reply)) = done {
             self.in_flight.remove(&request_id);
             if let Some(reply) = reply {
@@ -371,7 +371,7 @@ fn error_kind(error: &RemoteError) -> &'static str {
 }
 
 /// A frame carrying `error` in place of a value.
-fn failure_frame(format: Format, kind: Kind, request_id: u64, error: &RemoteError) -> Bytes {
+fn failure_frame(format: Format, kind: Kind, request_id: u64, error: &RemoteError) -> BytesMut {
     let mut frame = FrameBuilder::new(kind, Flags::FAILURE, request_id);
     // Encoding a `RemoteError` (strings and integers) into memory cannot fail, and its size
     // is bounded by the daemon's own strings, so the frame is built without a limit.

@@ -62,7 +62,7 @@ impl Message {
         request_id: u64,
         body: &[u8],
         max_body_len: usize,
-    ) -> Result<Bytes, ProtocolError> {
+    ) -> Result<BytesMut, ProtocolError> {
         let mut frame = FrameBuilder::new(kind, flags, request_id);
         frame.body_mut().put_slice(body);
         frame.finish(max_body_len)
@@ -100,12 +100,12 @@ impl FrameBuilder {
     /// # Errors
     ///
     /// [`ProtocolError::MessageTooLarge`] if the body is longer than `max_body_len`.
-    pub fn finish(mut self, max_body_len: usize) -> Result<Bytes, ProtocolError> {
+    pub fn finish(mut self, max_body_len: usize) -> Result<BytesMut, ProtocolError> {
         let body_len = self.buf.len() - HEADER_LEN;
         match u32::try_from(body_len) {
             Ok(len) if body_len <= max_body_len => {
                 self.buf[16..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-                Ok(self.buf.freeze())
+                Ok(self.buf)
             }
             _ => Err(ProtocolError::MessageTooLarge {
                 size: self.buf.len() as u64,

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -49,7 +49,7 @@ impl Writer {
     }
 
     /// Queues `frame` to leave with the next frame sent, in one write.
-    pub(crate) fn send_with_next(&self, frame: Bytes) {
+    pub(crate) fn send_with_next(&self, frame: BytesMut) {
         self.state().outgoing.push(frame);
     }
 
@@ -58,7 +58,7 @@ impl Writer {
     /// # Errors
     ///
     /// [`Error::ConnectionLost`] if the connection has failed.
-    pub(crate) fn send(&self, frame: Bytes) -> Result<(), Error> {
+    pub(crate) fn send(&self, frame: BytesMut) -> Result<(), Error> {
         let mut state = self.state();
         if state.failed {
             return Err(Error::ConnectionLost(
