@@ -2,6 +2,7 @@
 
 mod admission;
 mod advertise;
+mod call;
 mod registry;
 mod session;
 mod shutdown;

@@ -2,8 +2,8 @@
 //! more time than is left of it.
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,16 +13,21 @@ tokio::task_local! {
     static CALL_DEADLINE: Instant;
 }
 
+/// Polls `future` once with `deadline` visible to the proxy calls it makes.
+pub(crate) fn poll_within<F: Future + Unpin>(
+    deadline: Instant,
+    future: &mut F,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    CALL_DEADLINE.sync_scope(deadline, || Pin::new(future).poll(cx))
+}
+
 /// Runs `future` with `deadline` visible to the proxy calls it makes, and gives up on it at
-/// the deadline (`None`). A future that finishes at its first poll, as most methods do, costs
-/// no timer.
+/// the deadline (`None`).
 pub(crate) async fn run_within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    let mut scoped = pin!(CALL_DEADLINE.scope(deadline, future));
-    let first = std::future::poll_fn(|cx| Poll::Ready(scoped.as_mut().poll(cx))).await;
-    match first {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => tokio::time::timeout_at(deadline, scoped).await.ok(),
-    }
+    tokio::time::timeout_at(deadline, CALL_DEADLINE.scope(deadline, future))
+        .await
+        .ok()
 }
 
 /// How long a call may take: `timeout`, or less if the call being served has less left.

@@ -6,28 +6,19 @@
 //! spawns only the calls that must wait, and writes every reply that is ready in one write.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt;
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::Shared;
-use super::registry::{Object, panic_message};
+use super::call::{self, CallContext, Started, failure_frame};
+use super::registry::Object;
 use crate::codec::Format;
 use crate::connection::{FrameReader, Outgoing, ReadError};
-use crate::dispatch::{Call, Dispatch};
-use crate::protocol::{
-    Flags, FrameBuilder, HEADER_LEN, Invoke, Kind, Message, ProtocolError, RemoteError,
-};
-
-/// A call's work from start to reply frame (`None` for a oneway call).
-type CallFuture = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
+use crate::dispatch::Dispatch;
+use crate::protocol::{Flags, HEADER_LEN, Kind, Message, ProtocolError, RemoteError};
 
 /// Serves one connection until the peer closes it or the daemon shuts down.
 pub(crate) async fn serve<R, W>(read: R, write: W, peer: Arc<str>, shared: Arc<Shared>)
@@ -240,16 +231,24 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 detail: format!("request id {request_id} is already in flight"),
             });
         }
-        let mut call = self.call_future(object, message)?;
-        // Most methods finish without waiting: run them here and spare the spawn.
-        if let Some(reply) = (&mut call).now_or_never() {
-            if let Some(reply) = reply {
-                self.outgoing.push(reply);
+        let context = CallContext {
+            object,
+            session: &mut self.instance,
+            format: self.format,
+            max_body_len: self.shared.config.max_body_len(),
+            peer: &self.peer,
+        };
+        match call::start(context, message)? {
+            Started::Done(reply) => {
+                if let Some(reply) = reply {
+                    self.outgoing.push(reply);
+                }
             }
-            return Ok(());
+            Started::Waiting(rest) => {
+                let task = self.calls.spawn(async move { (request_id, rest.await) });
+                self.in_flight.insert(request_id, task);
+            }
         }
-        let task = self.calls.spawn(async move { (request_id, call.await) });
-        self.in_flight.insert(request_id, task);
         Ok(())
     }
 
@@ -264,83 +263,6 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
     }
 
-    /// The whole of one call: dispatch, deadline, panic capture, trace, reply frame.
-    fn call_future(
-        &mut self,
-        object: &Arc<Object>,
-        message: Message,
-    ) -> Result<CallFuture, ProtocolError> {
-        let header = message.header;
-        let invoke = Invoke::decode(&message.body)?;
-        let oneway = header.flags.contains(Flags::ONEWAY);
-        let started = Instant::now();
-        let call = Call {
-            object: object.id(),
-            method: invoke.method,
-            args: invoke.args,
-            format: self.format,
-            request_id: header.request_id,
-            oneway,
-            max_body_len: self.shared.config.max_body_len(),
-        };
-        let dispatched = if object.is_registered() {
-            object
-                .instance_for_call(&mut self.instance, invoke.method)
-                .and_then(|instance| instance.dispatch(&call))
-        } else {
-            Err(RemoteError::UnknownObject {
-                object: object.id().to_string(),
-            })
-        };
-        let deadline = invoke.deadline;
-        let format = self.format;
-        let object_id = object.id().clone();
-        let peer = self.peer.clone();
-        let body = message.body.clone();
-        Ok(Box::pin(async move {
-            let outcome = match dispatched {
-                Ok(future) => {
-                    let guarded = AssertUnwindSafe(future).catch_unwind();
-                    let finished = match deadline {
-                        // Calls the method makes get no more than what is left of this deadline.
-                        Some(deadline) => {
-                            let at = tokio::time::Instant::from_std(started) + deadline;
-                            crate::deadline::run_within(at, guarded).await
-                        }
-                        None => Some(guarded.await),
-                    };
-                    match finished {
-                        None => Err(RemoteError::DeadlineExceeded {
-                            method: method_name(&body),
-                        }),
-                        Some(Ok(result)) => result,
-                        Some(Err(panic)) => Err(RemoteError::Panicked {
-                            method: method_name(&body),
-                            message: panic_message(&*panic),
-                        }),
-                    }
-                }
-                Err(error) => Err(error),
-            };
-            tracing::debug!(
-                target: "rpc_core::daemon",
-                object = %object_id,
-                method = %method_name(&body),
-                %peer,
-                request_id = header.request_id,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                outcome = match &outcome { Ok(_) => "ok", Err(error) => error_kind(error) },
-                "call"
-            );
-            if oneway {
-                return None;
-            }
-            Some(outcome.unwrap_or_else(|error| {
-                failure_frame(format, Kind::Reply, header.request_id, &error)
-            }))
-        }))
-    }
-
     /// Queues a frame telling the peer why the daemon closes the connection.
     fn close(&mut self, error: ProtocolError) {
         tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "closing connection");
@@ -350,31 +272,4 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         self.outgoing
             .push(failure_frame(self.format, Kind::Close, 0, &error));
     }
-}
-
-/// The method name of an invoke body that already decoded once.
-fn method_name(body: &Bytes) -> String {
-    Invoke::decode(body).map_or_else(|_| String::new(), |invoke| invoke.method.to_owned())
-}
-
-/// A short name for an outcome, for the call's trace event.
-fn error_kind(error: &RemoteError) -> &'static str {
-    match error {
-        RemoteError::UnknownObject { .. } => "unknown object",
-        RemoteError::UnknownMethod { .. } => "unknown method",
-        RemoteError::BadArguments { .. } => "bad arguments",
-        RemoteError::Panicked { .. } => "panicked",
-        RemoteError::DeadlineExceeded { .. } => "deadline exceeded",
-        RemoteError::ReplyTooLarge { .. } => "reply too large",
-        _ => "failed",
-    }
-}
-
-/// A frame carrying `error` in place of a value.
-fn failure_frame(format: Format, kind: Kind, request_id: u64, error: &RemoteError) -> BytesMut {
-    let mut frame = FrameBuilder::new(kind, Flags::FAILURE, request_id);
-    // Encoding a `RemoteError` (strings and integers) into memory cannot fail, and its size
-    // is bounded by the daemon's own strings, so the frame is built without a limit.
-    let _ = format.encode_into(error, frame.body_mut());
-    frame.finish(usize::MAX).unwrap_or_default()
 }

@@ -1,0 +1,190 @@
+//! One call at the daemon: dispatch, deadline, panic capture, trace event and reply frame.
+//!
+//! A call's future is polled once on the spot, on its connection's task: a method that
+//! finishes without waiting, as most do, costs no task, no timer and no allocation beyond its
+//! own future. One that must wait continues in a task of its own, under its deadline.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+
+use super::registry::{Object, panic_message};
+use crate::codec::Format;
+use crate::deadline;
+use crate::dispatch::{Call, Dispatch};
+use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message, ProtocolError, RemoteError};
+
+/// How a call went at its first poll.
+pub(crate) enum Started {
+    /// It finished: its reply frame, or none for a oneway call.
+    Done(Option<BytesMut>),
+    /// It must wait: the rest of it, to run as a task, ending in its reply frame.
+    Waiting(Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>),
+}
+
+/// What a call at the daemon is given besides its message.
+pub(crate) struct CallContext<'a> {
+    pub(crate) object: &'a Arc<Object>,
+    /// The connection's slot for a `session` mode instance.
+    pub(crate) session: &'a mut Option<Arc<dyn Dispatch>>,
+    pub(crate) format: Format,
+    pub(crate) max_body_len: usize,
+    pub(crate) peer: &'a Arc<str>,
+}
+
+/// Starts the call in `message` and polls it once.
+///
+/// # Errors
+///
+/// A [`ProtocolError`] if the invoke body is malformed; the connection is closed for it.
+pub(crate) fn start(at: CallContext<'_>, message: Message) -> Result<Started, ProtocolError> {
+    let header = message.header;
+    let invoke = Invoke::decode(&message.body)?;
+    let oneway = header.flags.contains(Flags::ONEWAY);
+    let started = Instant::now();
+    let call = Call {
+        object: at.object.id(),
+        method: invoke.method,
+        args: invoke.args,
+        format: at.format,
+        request_id: header.request_id,
+        oneway,
+        max_body_len: at.max_body_len,
+    };
+    let dispatched = if at.object.is_registered() {
+        at.object
+            .instance_for_call(at.session, invoke.method)
+            .and_then(|instance| instance.dispatch(&call))
+    } else {
+        Err(RemoteError::UnknownObject {
+            object: at.object.id().to_string(),
+        })
+    };
+    let ending = Ending {
+        request_id: header.request_id,
+        oneway,
+        format: at.format,
+        started,
+        body: message.body.clone(),
+        traced: tracing::enabled!(target: "rpc_core::daemon", tracing::Level::DEBUG)
+            .then(|| (at.object.id().clone(), at.peer.clone())),
+    };
+    let mut future = match dispatched {
+        Ok(future) => future,
+        Err(error) => return Ok(Started::Done(ending.finish(Err(error)))),
+    };
+    let deadline = invoke
+        .deadline
+        .map(|deadline| tokio::time::Instant::from_std(started) + deadline);
+    // The first poll, here and now. Its waker does nothing: a call that must wait is polled
+    // again at once by its task, with that task's waker.
+    let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut cx = Context::from_waker(Waker::noop());
+        match deadline {
+            Some(at) => deadline::poll_within(at, &mut future, &mut cx),
+            None => future.as_mut().poll(&mut cx),
+        }
+    }));
+    Ok(match first {
+        Ok(Poll::Ready(outcome)) => Started::Done(ending.finish(outcome)),
+        Err(panic) => {
+            let error = ending.panicked(&*panic);
+            Started::Done(ending.finish(Err(error)))
+        }
+        Ok(Poll::Pending) => Started::Waiting(Box::pin(async move {
+            let guarded = AssertUnwindSafe(future).catch_unwind();
+            let finished = match deadline {
+                Some(at) => deadline::run_within(at, guarded).await,
+                None => Some(guarded.await),
+            };
+            let outcome = match finished {
+                None => Err(RemoteError::DeadlineExceeded {
+                    method: ending.method(),
+                }),
+                Some(Ok(outcome)) => outcome,
+                Some(Err(panic)) => Err(ending.panicked(&*panic)),
+            };
+            ending.finish(outcome)
+        })),
+    })
+}
+
+/// What the end of a call needs: its reply frame and its trace event.
+struct Ending {
+    request_id: u64,
+    oneway: bool,
+    format: Format,
+    started: Instant,
+    /// The invoke body, for the method name in errors and the trace event.
+    body: Bytes,
+    /// The object and the peer, when someone listens for the trace event.
+    traced: Option<(Arc<str>, Arc<str>)>,
+}
+
+impl Ending {
+    fn method(&self) -> String {
+        Invoke::decode(&self.body).map_or_else(|_| String::new(), |invoke| invoke.method.to_owned())
+    }
+
+    fn panicked(&self, panic: &(dyn Any + Send)) -> RemoteError {
+        RemoteError::Panicked {
+            method: self.method(),
+            message: panic_message(panic),
+        }
+    }
+
+    fn finish(self, outcome: Result<BytesMut, RemoteError>) -> Option<BytesMut> {
+        if let Some((object, peer)) = &self.traced {
+            tracing::debug!(
+                target: "rpc_core::daemon",
+                %object,
+                method = %self.method(),
+                %peer,
+                request_id = self.request_id,
+                elapsed_us = self.started.elapsed().as_micros() as u64,
+                outcome = match &outcome { Ok(_) => "ok", Err(error) => error_kind(error) },
+                "call"
+            );
+        }
+        if self.oneway {
+            return None;
+        }
+        Some(outcome.unwrap_or_else(|error| {
+            failure_frame(self.format, Kind::Reply, self.request_id, &error)
+        }))
+    }
+}
+
+/// A short name for an outcome, for the call's trace event.
+fn error_kind(error: &RemoteError) -> &'static str {
+    match error {
+        RemoteError::UnknownObject { .. } => "unknown object",
+        RemoteError::UnknownMethod { .. } => "unknown method",
+        RemoteError::BadArguments { .. } => "bad arguments",
+        RemoteError::Panicked { .. } => "panicked",
+        RemoteError::DeadlineExceeded { .. } => "deadline exceeded",
+        RemoteError::ReplyTooLarge { .. } => "reply too large",
+        _ => "failed",
+    }
+}
+
+/// A frame carrying `error` in place of a value.
+pub(crate) fn failure_frame(
+    format: Format,
+    kind: Kind,
+    request_id: u64,
+    error: &RemoteError,
+) -> BytesMut {
+    let mut frame = FrameBuilder::new(kind, Flags::FAILURE, request_id);
+    // Encoding a `RemoteError` (strings and integers) into memory cannot fail, and its size
+    // is bounded by the daemon's own strings, so the frame is built without a limit.
+    let _ = format.encode_into(error, frame.body_mut());
+    frame.finish(usize::MAX).unwrap_or_default()
+}
