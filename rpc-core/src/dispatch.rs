@@ -1,6 +1,8 @@
 //! `Dispatch`: the object-safe trait that generated skeletons implement, and `Call`, what a
 //! skeleton sees of one incoming call.
 
+use std::cell::Cell;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,7 +33,6 @@ pub trait Dispatch: Send + Sync + 'static {
 }
 
 /// One incoming call, as a skeleton sees it.
-#[derive(Debug)]
 pub struct Call<'a> {
     pub(crate) object: &'a str,
     pub(crate) method: &'a str,
@@ -40,6 +41,19 @@ pub struct Call<'a> {
     pub(crate) request_id: u64,
     pub(crate) oneway: bool,
     pub(crate) max_body_len: usize,
+    /// A buffer for the reply frame, from the connection's earlier replies.
+    pub(crate) reply_buffer: Cell<BytesMut>,
+}
+
+impl fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("object", &self.object)
+            .field("method", &self.method)
+            .field("request_id", &self.request_id)
+            .field("oneway", &self.oneway)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Call<'_> {
@@ -83,12 +97,13 @@ impl Call<'_> {
             max_body_len,
             ..
         } = *self;
+        let buffer = self.reply_buffer.take();
         Box::pin(async move {
             let value = future.await;
             if oneway {
                 return Ok(BytesMut::new());
             }
-            let mut frame = FrameBuilder::new(Kind::Reply, Flags::NONE, request_id);
+            let mut frame = FrameBuilder::in_buffer(buffer, Kind::Reply, Flags::NONE, request_id);
             format
                 .encode_into(&value, frame.body_mut())
                 .map_err(|error| RemoteError::BadResult {

@@ -187,7 +187,8 @@ impl Proxy {
         args: &A,
         deadline: Option<Duration>,
     ) -> Result<bytes::BytesMut, Error> {
-        let mut frame = FrameBuilder::new(Kind::Invoke, flags, request_id);
+        let mut frame =
+            FrameBuilder::in_buffer(link.writer.take_spare(), Kind::Invoke, flags, request_id);
         Invoke::write_prefix(frame.body_mut(), deadline, method)?;
         link.format
             .encode_into(args, frame.body_mut())

@@ -13,6 +13,10 @@ const COPY_BELOW: usize = 4 * 1024;
 /// The most buffers handed to one vectored write.
 const MAX_IO_SLICES: usize = 64;
 
+/// The largest written buffer kept for the next frame: room for a 64 KiB payload, and little
+/// enough that an idle connection holds little.
+const SPARE_MAX: usize = 64 * 1024 + 256;
+
 /// Frames waiting to be written, coalesced into few vectored writes.
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
@@ -21,6 +25,8 @@ pub(crate) struct Outgoing {
     batch: BytesMut,
     /// Bytes queued in all, for back-pressure.
     len: usize,
+    /// A buffer already written, for the next frame: a busy connection allocates no frames.
+    spare: Option<BytesMut>,
 }
 
 impl Outgoing {
@@ -35,6 +41,11 @@ impl Outgoing {
             self.seal_batch();
             self.queue.push_back(frame);
         }
+    }
+
+    /// An empty buffer for the next frame: one written before, if there is one.
+    pub(crate) fn take_spare(&mut self) -> BytesMut {
+        self.spare.take().unwrap_or_default()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -99,7 +110,13 @@ impl Outgoing {
             };
             if written >= front.len() {
                 written -= front.len();
-                self.queue.pop_front();
+                if let Some(mut done) = self.queue.pop_front()
+                    && self.spare.is_none()
+                    && done.capacity() <= SPARE_MAX
+                {
+                    done.clear();
+                    self.spare = Some(done);
+                }
             } else {
                 front.advance(written);
                 written = 0;

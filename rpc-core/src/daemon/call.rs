@@ -5,6 +5,7 @@
 //! own future. One that must wait continues in a task of its own, under its deadline.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -37,6 +38,8 @@ pub(crate) struct CallContext<'a> {
     pub(crate) format: Format,
     pub(crate) max_body_len: usize,
     pub(crate) peer: &'a Arc<str>,
+    /// A buffer for the reply frame.
+    pub(crate) reply_buffer: BytesMut,
 }
 
 /// Starts the call in `message` and polls it once.
@@ -57,6 +60,7 @@ pub(crate) fn start(at: CallContext<'_>, message: Message) -> Result<Started, Pr
         request_id: header.request_id,
         oneway,
         max_body_len: at.max_body_len,
+        reply_buffer: Cell::new(at.reply_buffer),
     };
     let dispatched = if at.object.is_registered() {
         at.object

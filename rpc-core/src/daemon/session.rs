@@ -237,6 +237,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             format: self.format,
             max_body_len: self.shared.config.max_body_len(),
             peer: &self.peer,
+            reply_buffer: self.outgoing.take_spare(),
         };
         match call::start(context, message)? {
             Started::Done(reply) => {

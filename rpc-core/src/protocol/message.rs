@@ -79,7 +79,15 @@ pub struct FrameBuilder {
 impl FrameBuilder {
     /// Starts a frame; its body length is filled in by [`finish`](Self::finish).
     pub fn new(kind: Kind, flags: Flags, request_id: u64) -> FrameBuilder {
-        let mut buf = BytesMut::with_capacity(128);
+        FrameBuilder::in_buffer(BytesMut::new(), kind, flags, request_id)
+    }
+
+    /// Starts a frame in `buf`, whose contents are dropped and whose room is reused (a
+    /// buffer that carried an earlier frame, say).
+    pub fn in_buffer(mut buf: BytesMut, kind: Kind, flags: Flags, request_id: u64) -> FrameBuilder {
+        buf.clear();
+        // Room for the header and a small body, so small frames never grow.
+        buf.reserve(128);
         let header = Header {
             kind,
             flags,

@@ -48,6 +48,11 @@ impl Writer {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// An empty buffer for the next frame, reusing one already written if there is one.
+    pub(crate) fn take_spare(&self) -> BytesMut {
+        self.state().outgoing.take_spare()
+    }
+
     /// Queues `frame` to leave with the next frame sent, in one write.
     pub(crate) fn send_with_next(&self, frame: BytesMut) {
         self.state().outgoing.push(frame);
