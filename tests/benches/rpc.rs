@@ -664,9 +664,9 @@ fn idle_memory(address: SocketAddr, object: Option<&str>, count: usize) -> f64 {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut ready)
         .unwrap();
+    // Every connection has been answered once, so the server has accepted it and is parked
+    // in its read.
     assert_eq!(ready.trim(), "ready", "the client process failed");
-    // Let the server side settle: every connection accepted and parked in its read.
-    std::thread::sleep(Duration::from_millis(500));
     let after = resident_kib();
     drop(child.stdin.take());
     child.wait().unwrap();
@@ -697,6 +697,13 @@ fn hold_idle_connections(args: &[String]) {
                 .unwrap();
                 stream.write_all(&hello).await.unwrap();
                 let mut reply = [0u8; rpc_core::protocol::HEADER_LEN];
+                stream.read_exact(&mut reply).await.unwrap();
+            } else {
+                // One exchange proves the baseline server has accepted and is reading too.
+                let mut request = (ADD_REQUEST_LEN as u32).to_be_bytes().to_vec();
+                request.resize(4 + ADD_REQUEST_LEN, 7);
+                stream.write_all(&request).await.unwrap();
+                let mut reply = [0u8; 4 + ADD_REPLY_LEN];
                 stream.read_exact(&mut reply).await.unwrap();
             }
             connections.push(stream);

@@ -49,7 +49,8 @@ impl Drop for Link {
 }
 
 impl Link {
-    /// Connects to `location`, performs the handshake for `object`, and starts the writer.
+    /// Connects to `location`, queues the handshake for `object` to leave with the first
+    /// frame, and starts the writer and the watchdog.
     pub(crate) async fn connect(
         location: &Location,
         object: &str,
