@@ -154,7 +154,9 @@ mod tests {
     #[test]
     fn a_string_that_is_not_utf8_is_refused() {
         // Length 2, then a byte that cannot start a UTF-8 character.
-        let error = Format::Bincode.decode::<String>(&[2, 0xff, b'a']).unwrap_err();
+        let error = Format::Bincode
+            .decode::<String>(&[2, 0xff, b'a'])
+            .unwrap_err();
         assert!(error.to_string().contains("Utf8"), "{error}");
     }
 
