@@ -10,6 +10,7 @@ mod depth;
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use bincode::enc::write::SizeWriter;
+use bincode::error::EncodeError;
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,12 +30,19 @@ pub enum Format {
 #[error("{0}")]
 pub struct CodecError(String);
 
-/// Lets bincode append to a `BytesMut` directly.
-struct BufWriter<'a>(&'a mut BytesMut);
+/// Lets bincode append to a `BytesMut` directly; one that may not grow fails with
+/// `UnexpectedEnd` when the room the buffer has runs out.
+struct BufWriter<'a> {
+    buf: &'a mut BytesMut,
+    may_grow: bool,
+}
 
 impl bincode::enc::write::Writer for BufWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.put_slice(bytes);
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        if !self.may_grow && self.buf.capacity() - self.buf.len() < bytes.len() {
+            return Err(EncodeError::UnexpectedEnd);
+        }
+        self.buf.put_slice(bytes);
         Ok(())
     }
 }
@@ -56,18 +64,34 @@ impl Format {
     ) -> Result<(), CodecError> {
         match self {
             Format::Bincode => {
-                // Measuring first costs one cheap pass and saves the copies of a growing
-                // buffer, which dominate for large payloads.
+                let standard = bincode::config::standard();
+                // First into the room the buffer has (a reused frame buffer has plenty): most
+                // values fit, in one pass.
+                let start = buf.len();
+                let within_room = BufWriter {
+                    buf: &mut *buf,
+                    may_grow: false,
+                };
+                match bincode::serde::encode_into_writer(value, within_room, standard) {
+                    Ok(()) => return Ok(()),
+                    Err(EncodeError::UnexpectedEnd) => buf.truncate(start),
+                    Err(error) => {
+                        buf.truncate(start);
+                        return Err(CodecError(error.to_string()));
+                    }
+                }
+                // Too large for that room. Measuring first costs one cheap pass and saves the
+                // copies of a growing buffer, which dominate for large payloads.
                 let mut size = SizeWriter::default();
-                bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard())
+                bincode::serde::encode_into_writer(value, &mut size, standard)
                     .map_err(|e| CodecError(e.to_string()))?;
                 buf.reserve(size.bytes_written);
-                bincode::serde::encode_into_writer(
-                    value,
-                    BufWriter(buf),
-                    bincode::config::standard(),
-                )
-                .map_err(|e| CodecError(e.to_string()))
+                let growing = BufWriter {
+                    buf,
+                    may_grow: true,
+                };
+                bincode::serde::encode_into_writer(value, growing, standard)
+                    .map_err(|e| CodecError(e.to_string()))
             }
         }
     }
@@ -149,6 +173,23 @@ mod tests {
         round_trip((1u64, "two".to_owned(), vec![3i32, -4]));
         round_trip(Some(serde_bytes::ByteBuf::from(vec![7u8; 100_000])));
         round_trip(Ok::<f64, String>(1.5));
+    }
+
+    #[test]
+    fn values_that_outgrow_the_room_are_appended_whole() {
+        let prefix = b"header, not touched";
+        for value in ["fits".to_owned(), "x".repeat(10_000)] {
+            let mut buf = BytesMut::with_capacity(64);
+            buf.extend_from_slice(prefix);
+            Format::Bincode.encode_into(&value, &mut buf).unwrap();
+            assert_eq!(&buf[..prefix.len()], prefix);
+            assert_eq!(
+                Format::Bincode
+                    .decode::<String>(&buf[prefix.len()..])
+                    .unwrap(),
+                value
+            );
+        }
     }
 
     #[test]

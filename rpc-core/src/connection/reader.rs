@@ -21,6 +21,9 @@ const READ_CHUNK: usize = 1024 * 1024;
 /// A connection allocates it at its first read, not before.
 const READ_MIN: usize = 4 * 1024;
 
+/// The room below which a read first makes room again (up to `READ_MIN`).
+const READ_LOW: usize = 1024;
+
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
@@ -156,11 +159,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// Room for the next read: the rest of the frame, at least `READ_MIN`, at most `READ_CHUNK`.
+    /// Room for the next read: the rest of the frame, at least `READ_MIN`, at most
+    /// `READ_CHUNK`. A buffer with room for the rest of the frame and `READ_LOW` more is read
+    /// into as it is, which spares small frames a reserve per read.
     fn reserve_for_read(&mut self) {
         let announced = Message::announced_len(&self.buf);
         let wanted = announced.unwrap_or(HEADER_LEN) - self.buf.len();
-        self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
+        let room = self.buf.capacity() - self.buf.len();
+        if room < wanted.min(READ_CHUNK) + READ_LOW {
+            self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
+        }
     }
 
     /// The outcome of the peer closing the stream: clean between frames, truncation inside one.
