@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -100,10 +101,24 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         self.close(error);
                         break;
                     }
+                    self.write_now()?;
                 }
             }
         }
         self.finish().await
+    }
+
+    /// Writes the replies that are ready, if the socket takes them now: it almost always does,
+    /// and a reply sent here saves a pass through the loop. What it does not take waits for
+    /// the loop's write branch.
+    fn write_now(&mut self) -> std::io::Result<()> {
+        if self.outgoing.is_empty() {
+            return Ok(());
+        }
+        match self.outgoing.write_to(&mut self.writer).now_or_never() {
+            Some(written) => written,
+            None => Ok(()),
+        }
     }
 
     /// Lets the spawned calls finish, then writes every reply still queued. A shutdown bounds
