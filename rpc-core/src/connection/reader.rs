@@ -101,7 +101,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The next message, if it has already been read whole; reads nothing more.
+    #[inline]
     pub(crate) fn buffered_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        // Most often asked of an empty buffer, between frames.
+        if self.buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
         let message = Message::decode(&mut self.buf, self.max_body_len)?;
         if message.is_some() {
             self.frame_started = None;
