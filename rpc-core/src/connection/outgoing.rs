@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -124,25 +126,36 @@ impl Outgoing {
         }
     }
 
-    /// Writes as much as one vectored write takes. Cancel-safe: the queue only advances by
-    /// what a completed write reports.
+    /// Writes as much as one vectored write takes, if the socket takes it now. Cancel-safe:
+    /// the queue only advances by what a completed write reports. (A poll function rather
+    /// than an async one: the slices live on the stack, not in a future that is moved about.)
+    pub(crate) fn poll_write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.seal_batch();
+        let io = Pin::new(io);
+        let written = match self.queue.len() {
+            1 => ready!(io.poll_write(cx, &self.queue[0]))?,
+            _ => {
+                let (slices, count) = self.slices();
+                ready!(io.poll_write_vectored(cx, &slices[..count]))?
+            }
+        };
+        if written == 0 {
+            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+        }
+        self.advance(written);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes as much as one vectored write takes; see [`poll_write_to`](Self::poll_write_to).
     pub(crate) async fn write_to<W: AsyncWrite + Unpin>(
         &mut self,
         io: &mut W,
     ) -> std::io::Result<()> {
-        self.seal_batch();
-        let written = match self.queue.len() {
-            1 => io.write(&self.queue[0]).await?,
-            _ => {
-                let (slices, count) = self.slices();
-                io.write_vectored(&slices[..count]).await?
-            }
-        };
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        self.advance(written);
-        Ok(())
+        std::future::poll_fn(|cx| self.poll_write_to(io, cx)).await
     }
 
     /// Writes everything queued.

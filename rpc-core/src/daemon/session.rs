@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -115,9 +115,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if self.outgoing.is_empty() {
             return Ok(());
         }
-        match self.outgoing.write_to(&mut self.writer).now_or_never() {
-            Some(written) => written,
-            None => Ok(()),
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.outgoing.poll_write_to(&mut self.writer, &mut cx) {
+            Poll::Ready(written) => written,
+            Poll::Pending => Ok(()),
         }
     }
 
