@@ -210,7 +210,7 @@ impl Proxy {
     ) -> Result<Message, Error> {
         // The link's watchdog fails the call with `Error::Timeout` at its deadline, and tells
         // the daemon to stop working on it: no timer per call.
-        let reply = link.pending.insert(request_id, timeout, cancellable)?;
+        link.pending.insert(request_id, timeout, cancellable)?;
         // From here on, a caller that stops waiting (the future dropped) must withdraw the
         // call, and tell the daemon to stop working on it.
         let guard = Withdraw {
@@ -219,7 +219,7 @@ impl Proxy {
             cancellable,
         };
         link.writer.send(frame)?;
-        let reply = link.receive(request_id, reply).await;
+        let reply = link.receive(request_id).await;
         std::mem::forget(guard);
         reply
     }

@@ -9,7 +9,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::pending::{Ended, Pending, Reply};
+use super::pending::{Ended, Pending};
 use super::socket::{ReadHalf, WriteHalf};
 use super::writer::Writer;
 use crate::codec::Format;
@@ -176,29 +176,23 @@ impl Link {
         Routed::Ended
     }
 
-    /// Waits for the reply to `request_id`, which `reply` will deliver. While no other caller
+    /// Waits for the reply to `request_id`, registered in `pending`. While no other caller
     /// reads the connection, this one does, routing every frame to its call: a lone caller
     /// reads its own reply, with no hand-off between tasks.
-    pub(crate) async fn receive(
-        &self,
-        request_id: u64,
-        mut reply: Reply,
-    ) -> Result<Message, Error> {
+    pub(crate) async fn receive(&self, request_id: u64) -> Result<Message, Error> {
+        let delivered = || std::future::poll_fn(|cx| self.pending.poll_reply(request_id, cx));
         tokio::select! {
             biased;
-            delivered = &mut reply => delivered.unwrap_or_else(|_| Err(withdrawn())),
+            outcome = delivered() => outcome,
             mut reader = self.reader.lock() => loop {
                 // Read for everyone until this call's reply arrives, or is delivered by the
                 // end of the connection (a failed keepalive, say).
                 let routed = tokio::select! {
                     biased;
-                    delivered = &mut reply => return delivered.unwrap_or_else(|_| Err(withdrawn())),
+                    outcome = delivered() => return outcome,
                     read = reader.read_message() => self.handle_read(read, Some(request_id)),
                 };
                 if let Routed::Mine(message) = routed {
-                    // Closing the receiver first spares the wake-up that dropping the
-                    // sender would cause.
-                    drop(reply);
                     self.pending.remove(request_id);
                     return Ok(message);
                 }
@@ -336,16 +330,16 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
         if !link.is_open() {
             return;
         }
-        let Ok(reply) = link.pending.insert(n, timeout, false) else {
+        if link.pending.insert(n, timeout, false).is_err() {
             return;
-        };
+        }
         let Ok(ping) = Message::encode(Kind::Ping, Flags::NONE, n, &[], 0) else {
             return;
         };
         if link.writer.send(ping).is_err() {
             return;
         }
-        match link.receive(n, reply).await {
+        match link.receive(n).await {
             Ok(_) => {}
             Err(Error::Timeout(_)) => {
                 tracing::debug!(target: "rpc_core::proxy", ?timeout, "keepalive ping unanswered");
@@ -357,10 +351,6 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
             Err(_) => return,
         }
     }
-}
-
-fn withdrawn() -> Error {
-    Error::ConnectionLost("the call was withdrawn before its reply arrived".into())
 }
 
 fn read_error(error: ReadError) -> Ended {

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::Error;
@@ -35,14 +36,13 @@ impl Ended {
     }
 }
 
-type Deliver = oneshot::Sender<Result<Message, Error>>;
-
-/// Where a waiting call receives its reply, or the error that ended its connection.
-pub(crate) type Reply = oneshot::Receiver<Result<Message, Error>>;
-
 /// The calls waiting for a reply on one connection, and their deadlines. Once the connection
 /// has ended, every waiting call has failed and no new one is accepted, so no call can wait
 /// forever.
+///
+/// A call's reply is left in its entry and the call woken; the call takes it from there
+/// ([`poll_reply`](Pending::poll_reply)). A caller that reads its own reply off the socket
+/// removes its entry and needs nothing else.
 ///
 /// Deadlines are kept here rather than in a timer per call: one task per connection sleeps
 /// until the earliest of them ([`next_deadline`](Pending::next_deadline)) and fails the calls
@@ -65,11 +65,25 @@ struct State {
 
 #[derive(Debug)]
 struct Waiting {
-    deliver: Deliver,
+    /// The reply, or why there is none, once it is known.
+    outcome: Option<Result<Message, Error>>,
+    /// The task to wake when the outcome is known.
+    waker: Option<Waker>,
     /// `None` for a timeout too long to be a point in time.
     deadline: Option<Instant>,
     timeout: Duration,
     cancellable: bool,
+}
+
+impl Waiting {
+    /// Settles the call with `outcome`, unless it is settled; the waker to wake, if any.
+    fn settle(&mut self, outcome: Result<Message, Error>) -> Option<Waker> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        self.outcome = Some(outcome);
+        self.waker.take()
+    }
 }
 
 /// Hashes the proxy's own request ids: a counter, never chosen by the peer, so a
@@ -113,7 +127,7 @@ impl Pending {
         request_id: u64,
         timeout: Duration,
         cancellable: bool,
-    ) -> Result<Reply, Error> {
+    ) -> Result<(), Error> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.state();
         if let Some(ended) = &state.ended {
@@ -123,11 +137,11 @@ impl Pending {
         if earlier.is_some() {
             state.watched = earlier;
         }
-        let (deliver, reply) = oneshot::channel();
         state.calls.insert(
             request_id,
             Waiting {
-                deliver,
+                outcome: None,
+                waker: None,
                 deadline,
                 timeout,
                 cancellable,
@@ -137,31 +151,67 @@ impl Pending {
         if earlier.is_some() {
             self.earlier_deadline.notify_one();
         }
-        Ok(reply)
+        Ok(())
+    }
+
+    /// The outcome of the call `request_id` once it is known (and the call forgotten), else
+    /// `Pending`, and the task in `cx` is woken when it is.
+    pub(crate) fn poll_reply(
+        &self,
+        request_id: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Message, Error>> {
+        let mut state = self.state();
+        let Some(call) = state.calls.get_mut(&request_id) else {
+            return Poll::Ready(Err(Error::ConnectionLost(
+                "the call was withdrawn before its reply arrived".into(),
+            )));
+        };
+        if let Some(outcome) = call.outcome.take() {
+            state.calls.remove(&request_id);
+            return Poll::Ready(outcome);
+        }
+        match &mut call.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Delivers a reply; false if no call waits for it (it was cancelled, or never existed).
     pub(crate) fn complete(&self, request_id: u64, reply: Message) -> bool {
-        let waiting = self.state().calls.remove(&request_id);
-        match waiting {
-            Some(waiting) => {
-                let _ = waiting.deliver.send(Ok(reply));
-                true
+        let waker = {
+            let mut state = self.state();
+            match state.calls.get_mut(&request_id) {
+                Some(call) if call.outcome.is_none() => call.settle(Ok(reply)),
+                _ => return false,
             }
-            None => false,
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
+        true
     }
 
-    /// Forgets a call whose caller stopped waiting; true if it was still waiting.
+    /// Forgets a call, whose caller took its reply itself or stopped waiting; true if it was
+    /// still waiting for an outcome.
     pub(crate) fn remove(&self, request_id: u64) -> bool {
-        self.state().calls.remove(&request_id).is_some()
+        self.state()
+            .calls
+            .remove(&request_id)
+            .is_some_and(|call| call.outcome.is_none())
     }
 
     /// The earliest deadline of the waiting calls, which the caller promises to wait for;
     /// a call with an earlier one wakes [`deadline_changed`](Pending::deadline_changed).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut state = self.state();
-        state.watched = state.calls.values().filter_map(|call| call.deadline).min();
+        state.watched = state
+            .calls
+            .values()
+            .filter(|call| call.outcome.is_none())
+            .filter_map(|call| call.deadline)
+            .min();
         state.watched
     }
 
@@ -171,44 +221,42 @@ impl Pending {
         self.earlier_deadline.notified().await;
     }
 
-    /// Fails every call whose deadline is not after `now` with [`Error::Timeout`]; returns
-    /// the request ids of those that were cancellable.
+    /// Fails every waiting call whose deadline is not after `now` with [`Error::Timeout`];
+    /// returns the request ids of those that were cancellable.
     pub(crate) fn expire(&self, now: Instant) -> Vec<u64> {
-        let expired: Vec<(u64, Waiting)> = {
-            let mut state = self.state();
-            let ids: Vec<u64> = state
-                .calls
-                .iter()
-                .filter(|(_, call)| call.deadline.is_some_and(|at| at <= now))
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| state.calls.remove(&id).map(|call| (id, call)))
-                .collect()
-        };
         let mut cancellable = Vec::new();
-        for (id, call) in expired {
-            if call.cancellable {
-                cancellable.push(id);
+        let mut wakers = Vec::new();
+        {
+            let mut state = self.state();
+            for (id, call) in &mut state.calls {
+                if call.outcome.is_none() && call.deadline.is_some_and(|at| at <= now) {
+                    if call.cancellable {
+                        cancellable.push(*id);
+                    }
+                    let timeout = call.timeout;
+                    wakers.extend(call.settle(Err(Error::Timeout(timeout))));
+                }
             }
-            let _ = call.deliver.send(Err(Error::Timeout(call.timeout)));
         }
+        wakers.into_iter().for_each(Waker::wake);
         cancellable
     }
 
     /// Marks the connection ended and fails every waiting call.
     pub(crate) fn end(&self, ended: Ended) {
-        let calls = {
+        let wakers: Vec<Waker> = {
             let mut state = self.state();
             if state.ended.is_some() {
                 return;
             }
             state.ended = Some(ended.clone());
-            std::mem::take(&mut state.calls)
+            state
+                .calls
+                .values_mut()
+                .filter_map(|call| call.settle(Err(ended.to_error())))
+                .collect()
         };
-        for (_, call) in calls {
-            let _ = call.deliver.send(Err(ended.to_error()));
-        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     pub(crate) fn has_ended(&self) -> bool {
@@ -232,29 +280,56 @@ mod tests {
             .unwrap()
     }
 
+    /// The outcome of call `id`, as its caller awaits it.
+    async fn outcome(pending: &Pending, id: u64) -> Result<Message, Error> {
+        std::future::poll_fn(|cx| pending.poll_reply(id, cx)).await
+    }
+
     #[tokio::test]
     async fn replies_reach_their_own_call() {
         let pending = Pending::default();
-        let first = pending.insert(1, LONG, false).unwrap();
-        let second = pending.insert(2, LONG, false).unwrap();
+        pending.insert(1, LONG, false).unwrap();
+        pending.insert(2, LONG, false).unwrap();
+        assert!(
+            outcome(&pending, 1).now_or_never().is_none(),
+            "no reply yet"
+        );
         assert!(pending.complete(2, reply(2)));
         assert!(!pending.complete(3, reply(3)));
+        assert!(!pending.complete(2, reply(2)), "a call gets one reply");
         assert!(pending.complete(1, reply(1)));
-        assert_eq!(first.await.unwrap().unwrap().header.request_id, 1);
-        assert_eq!(second.await.unwrap().unwrap().header.request_id, 2);
+        assert_eq!(outcome(&pending, 1).await.unwrap().header.request_id, 1);
+        assert_eq!(outcome(&pending, 2).await.unwrap().header.request_id, 2);
         assert!(
             !pending.remove(1) && !pending.remove(2),
-            "completed calls are gone"
+            "calls whose reply was taken are gone"
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_call_is_woken_by_its_reply() {
+        let pending = std::sync::Arc::new(Pending::default());
+        pending.insert(7, LONG, false).unwrap();
+        let waiting = {
+            let pending = pending.clone();
+            tokio::spawn(async move { outcome(&pending, 7).await })
+        };
+        // Let the call register its waker before the reply comes.
+        tokio::task::yield_now().await;
+        assert!(pending.complete(7, reply(7)));
+        let delivered = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the waiting call was not woken");
+        assert_eq!(delivered.unwrap().unwrap().header.request_id, 7);
     }
 
     #[tokio::test]
     async fn ending_fails_every_call_and_refuses_new_ones() {
         let pending = Pending::default();
-        let waiting = pending.insert(1, LONG, false).unwrap();
+        pending.insert(1, LONG, false).unwrap();
         pending.end(Ended::Lost("gone".into()));
         assert!(
-            matches!(waiting.await.unwrap(), Err(Error::ConnectionLost(reason)) if reason == "gone")
+            matches!(outcome(&pending, 1).await, Err(Error::ConnectionLost(reason)) if reason == "gone")
         );
         assert!(matches!(
             pending.insert(2, LONG, false),
@@ -266,20 +341,23 @@ mod tests {
     #[test]
     fn removed_calls_get_no_reply() {
         let pending = Pending::default();
-        let _rx = pending.insert(1, LONG, false).unwrap();
-        assert!(pending.remove(1));
+        pending.insert(1, LONG, false).unwrap();
+        assert!(pending.remove(1), "it was waiting");
         assert!(!pending.remove(1));
         assert!(!pending.complete(1, reply(1)));
+        pending.insert(2, LONG, false).unwrap();
+        assert!(pending.complete(2, reply(2)));
+        assert!(!pending.remove(2), "it had its reply: nothing to cancel");
     }
 
     #[tokio::test(start_paused = true)]
     async fn calls_past_their_deadline_time_out_and_the_rest_wait() {
         let pending = Pending::default();
         let started = Instant::now();
-        let short_cancellable = pending.insert(1, Duration::from_secs(1), true).unwrap();
-        let long = pending.insert(2, Duration::from_secs(5), false).unwrap();
-        let short = pending.insert(3, Duration::from_secs(1), false).unwrap();
-        let unbounded = pending.insert(4, Duration::MAX, true).unwrap();
+        pending.insert(1, Duration::from_secs(1), true).unwrap();
+        pending.insert(2, Duration::from_secs(5), false).unwrap();
+        pending.insert(3, Duration::from_secs(1), false).unwrap();
+        pending.insert(4, Duration::MAX, true).unwrap();
         assert_eq!(
             pending.next_deadline(),
             Some(started + Duration::from_secs(1))
@@ -291,9 +369,9 @@ mod tests {
             vec![1],
             "only call 1 is cancellable"
         );
-        for expired in [short_cancellable, short] {
+        for expired in [1, 3] {
             assert!(matches!(
-                expired.await.unwrap(),
+                outcome(&pending, expired).await,
                 Err(Error::Timeout(timeout)) if timeout == Duration::from_secs(1)
             ));
         }
@@ -302,26 +380,25 @@ mod tests {
             Some(started + Duration::from_secs(5))
         );
         assert!(pending.complete(2, reply(2)));
-        assert_eq!(long.await.unwrap().unwrap().header.request_id, 2);
+        assert_eq!(outcome(&pending, 2).await.unwrap().header.request_id, 2);
         // A timeout too long to be a point in time never expires.
         assert_eq!(pending.next_deadline(), None);
         assert!(pending.expire(Instant::now() + LONG).is_empty());
         assert!(pending.remove(4));
-        drop(unbounded);
     }
 
     #[tokio::test(start_paused = true)]
     async fn only_an_earlier_deadline_wakes_the_deadline_task() {
         let pending = Pending::default();
-        let _first = pending.insert(1, Duration::from_secs(10), false).unwrap();
+        pending.insert(1, Duration::from_secs(10), false).unwrap();
         assert!(
             pending.deadline_changed().now_or_never().is_some(),
             "the first deadline is news"
         );
         pending.next_deadline();
-        let _later = pending.insert(2, Duration::from_secs(20), false).unwrap();
+        pending.insert(2, Duration::from_secs(20), false).unwrap();
         assert!(pending.deadline_changed().now_or_never().is_none());
-        let _earlier = pending.insert(3, Duration::from_secs(1), false).unwrap();
+        pending.insert(3, Duration::from_secs(1), false).unwrap();
         assert!(pending.deadline_changed().now_or_never().is_some());
     }
 }
