@@ -47,38 +47,39 @@ pub(crate) struct CallContext<'a> {
 /// # Errors
 ///
 /// A [`ProtocolError`] if the invoke body is malformed; the connection is closed for it.
-pub(crate) fn start(at: CallContext<'_>, message: Message) -> Result<Started, ProtocolError> {
+pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Started, ProtocolError> {
     let header = message.header;
     let invoke = Invoke::decode(&message.body)?;
     let oneway = header.flags.contains(Flags::ONEWAY);
     let started = Instant::now();
     let call = Call {
-        object: at.object.id(),
+        object: context.object.id(),
         method: invoke.method,
         args: invoke.args,
-        format: at.format,
+        format: context.format,
         request_id: header.request_id,
         oneway,
-        max_body_len: at.max_body_len,
-        reply_buffer: Cell::new(at.reply_buffer),
+        max_body_len: context.max_body_len,
+        reply_buffer: Cell::new(context.reply_buffer),
     };
-    let dispatched = if at.object.is_registered() {
-        at.object
-            .instance_for_call(at.session, invoke.method)
+    let dispatched = if context.object.is_registered() {
+        context
+            .object
+            .instance_for_call(context.session, invoke.method)
             .and_then(|instance| instance.dispatch(&call))
     } else {
         Err(RemoteError::UnknownObject {
-            object: at.object.id().to_string(),
+            object: context.object.id().to_string(),
         })
     };
     let ending = Ending {
         request_id: header.request_id,
         oneway,
-        format: at.format,
+        format: context.format,
         started,
         body: message.body.clone(),
         traced: tracing::enabled!(target: "rpc_core::daemon", tracing::Level::DEBUG)
-            .then(|| (at.object.id().clone(), at.peer.clone())),
+            .then(|| (context.object.id().clone(), context.peer.clone())),
     };
     let mut future = match dispatched {
         Ok(future) => future,
