@@ -42,7 +42,12 @@ impl<'a> Invoke<'a> {
             ),
         })?;
         let millis = deadline.map_or(0, |d| {
-            let rounded_up = d.as_nanos().div_ceil(1_000_000).max(1);
+            // In 64-bit arithmetic: this runs for every call, and 128-bit division is slow.
+            let rounded_up = d
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
+                .max(1);
             u32::try_from(rounded_up).unwrap_or(u32::MAX)
         });
         buf.put_u32(millis);
@@ -108,6 +113,24 @@ mod tests {
         assert_eq!(
             Invoke::decode(&buf).unwrap().deadline,
             Some(Duration::from_millis(1))
+        );
+    }
+
+    #[test]
+    fn deadlines_round_up_to_milliseconds_and_are_capped() {
+        let sent = |deadline: Duration| {
+            let mut buf = Vec::new();
+            Invoke::write_prefix(&mut buf, Some(deadline), "m").unwrap();
+            Invoke::decode(&buf).unwrap().deadline.unwrap()
+        };
+        assert_eq!(sent(Duration::from_secs(2)), Duration::from_millis(2000));
+        assert_eq!(
+            sent(Duration::from_micros(1_001_500)),
+            Duration::from_millis(1002)
+        );
+        assert_eq!(
+            sent(Duration::MAX),
+            Duration::from_millis(u64::from(u32::MAX))
         );
     }
 

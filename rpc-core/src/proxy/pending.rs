@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub(crate) struct Pending {
     state: Mutex<State>,
     /// Wakes the deadline task when a call comes with a deadline earlier than it knows of.
     earlier_deadline: Notify,
+    /// Whether `State::ended` is set, readable without the lock (every call asks).
+    has_ended: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -250,6 +253,7 @@ impl Pending {
                 return;
             }
             state.ended = Some(ended.clone());
+            self.has_ended.store(true, Ordering::Release);
             state
                 .calls
                 .values_mut()
@@ -260,7 +264,7 @@ impl Pending {
     }
 
     pub(crate) fn has_ended(&self) -> bool {
-        self.state().ended.is_some()
+        self.has_ended.load(Ordering::Acquire)
     }
 }
 
