@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::lock::Mutex;
+use futures_util::lock::{Mutex, MutexGuard};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -180,23 +180,39 @@ impl Link {
     /// reads the connection, this one does, routing every frame to its call: a lone caller
     /// reads its own reply, with no hand-off between tasks.
     pub(crate) async fn receive(&self, request_id: u64) -> Result<Message, Error> {
-        let delivered = || std::future::poll_fn(|cx| self.pending.poll_reply(request_id, cx));
+        // Nobody reading, the common case: read at once.
+        if let Some(reader) = self.reader.try_lock() {
+            return self.read_until_delivered(reader, request_id).await;
+        }
         tokio::select! {
             biased;
-            outcome = delivered() => outcome,
-            mut reader = self.reader.lock() => loop {
-                // Read for everyone until this call's reply arrives, or is delivered by the
-                // end of the connection (a failed keepalive, say).
-                let routed = tokio::select! {
-                    biased;
-                    outcome = delivered() => return outcome,
-                    read = reader.read_message() => self.handle_read(read, Some(request_id)),
-                };
-                if let Routed::Mine(message) = routed {
-                    self.pending.remove(request_id);
-                    return Ok(message);
-                }
-            },
+            outcome = self.delivered(request_id) => outcome,
+            reader = self.reader.lock() => self.read_until_delivered(reader, request_id).await,
+        }
+    }
+
+    /// The outcome of `request_id` once the pending calls have it.
+    async fn delivered(&self, request_id: u64) -> Result<Message, Error> {
+        std::future::poll_fn(|cx| self.pending.poll_reply(request_id, cx)).await
+    }
+
+    /// Reads for everyone until the reply to `request_id` arrives, or is delivered by the end
+    /// of the connection (a failed keepalive, say) or its deadline.
+    async fn read_until_delivered(
+        &self,
+        mut reader: MutexGuard<'_, FrameReader<ReadHalf>>,
+        request_id: u64,
+    ) -> Result<Message, Error> {
+        loop {
+            let routed = tokio::select! {
+                biased;
+                outcome = self.delivered(request_id) => return outcome,
+                read = reader.read_message() => self.handle_read(read, Some(request_id)),
+            };
+            if let Routed::Mine(message) = routed {
+                self.pending.remove(request_id);
+                return Ok(message);
+            }
         }
     }
 
