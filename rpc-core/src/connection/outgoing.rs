@@ -59,16 +59,29 @@ impl Outgoing {
         self.len
     }
 
-    /// The queued buffers, as one vectored write takes them, gathered on the stack (this runs
-    /// for every write of more than one buffer). The batch must be sealed.
-    fn slices(&self) -> ([IoSlice<'_>; MAX_IO_SLICES], usize) {
+    /// Hands the queued buffers to `write` as one vectored write, gathered on the stack. One
+    /// buffer, the common case, is handed over without filling an array of slices (1 KiB).
+    fn write_with<T>(&mut self, write: impl FnOnce(&[IoSlice<'_>]) -> T) -> T {
+        self.seal_batch();
+        if self.queue.len() == 1 {
+            return write(&[IoSlice::new(&self.queue[0])]);
+        }
         let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
         let mut count = 0;
         for (slot, buffer) in slices.iter_mut().zip(&self.queue) {
             *slot = IoSlice::new(buffer);
             count += 1;
         }
-        (slices, count)
+        write(&slices[..count])
+    }
+
+    /// Accounts for a write the socket reported: `written` bytes left the queue.
+    fn wrote(&mut self, written: usize) -> std::io::Result<()> {
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.advance(written);
+        Ok(())
     }
 
     fn seal_batch(&mut self) {
@@ -84,21 +97,8 @@ impl Outgoing {
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
-        self.seal_batch();
-        // One buffer, the common case, needs no array of slices (1 KiB to fill and copy).
-        let written = match self.queue.len() {
-            1 => write(&[IoSlice::new(&self.queue[0])]),
-            _ => {
-                let (slices, count) = self.slices();
-                write(&slices[..count])
-            }
-        };
-        match written {
-            Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(written) => {
-                self.advance(written);
-                Ok(true)
-            }
+        match self.write_with(write) {
+            Ok(written) => self.wrote(written).map(|()| true),
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
             Err(error) => Err(error),
         }
@@ -134,20 +134,9 @@ impl Outgoing {
         io: &mut W,
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
-        self.seal_batch();
-        let io = Pin::new(io);
-        let written = match self.queue.len() {
-            1 => ready!(io.poll_write(cx, &self.queue[0]))?,
-            _ => {
-                let (slices, count) = self.slices();
-                ready!(io.poll_write_vectored(cx, &slices[..count]))?
-            }
-        };
-        if written == 0 {
-            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
-        }
-        self.advance(written);
-        Poll::Ready(Ok(()))
+        let written =
+            ready!(self.write_with(|slices| Pin::new(&mut *io).poll_write_vectored(cx, slices)))?;
+        Poll::Ready(self.wrote(written))
     }
 
     /// Writes as much as one vectored write takes; see [`poll_write_to`](Self::poll_write_to).
