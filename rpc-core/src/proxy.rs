@@ -278,11 +278,7 @@ struct Withdraw<'a> {
 impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
         if self.link.pending.remove(self.request_id) && self.cancellable {
-            // Best effort: if the queue is full the daemon still drops the work at the deadline.
-            if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, self.request_id, &[], 0)
-            {
-                let _ = self.link.writer.send(cancel);
-            }
+            self.link.writer.cancel(self.request_id);
         }
     }
 }

@@ -325,10 +325,7 @@ async fn expire_deadlines(pending: &Pending, writer: &Writer) {
             None => pending.deadline_changed().await,
         }
         for request_id in pending.expire(Instant::now()) {
-            // Best effort: if the queue is full the daemon still drops the work at the deadline.
-            if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, request_id, &[], 0) {
-                let _ = writer.send(cancel);
-            }
+            writer.cancel(request_id);
         }
     }
 }

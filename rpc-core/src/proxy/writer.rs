@@ -12,6 +12,7 @@ use super::pending::{Ended, Pending};
 use super::socket::WriteHalf;
 use crate::Error;
 use crate::connection::Outgoing;
+use crate::protocol::{Flags, Kind, Message};
 
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -51,6 +52,14 @@ impl Writer {
     /// An empty buffer for the next frame, reusing one already written if there is one.
     pub(crate) fn take_spare(&self) -> BytesMut {
         self.state().outgoing.take_spare()
+    }
+
+    /// Tells the daemon to stop working on the call `request_id`. Best effort: if the
+    /// connection has failed, the daemon drops the work at the call's deadline anyway.
+    pub(crate) fn cancel(&self, request_id: u64) {
+        if let Ok(cancel) = Message::encode(Kind::Cancel, Flags::NONE, request_id, &[], 0) {
+            let _ = self.send(cancel);
+        }
     }
 
     /// Queues `frame` to leave with the next frame sent, in one write.
