@@ -121,7 +121,7 @@ pub use uri::{HostPort, Location, Uri, UriError};
 /// - **`WorkerSkeleton<T>`**: `WorkerSkeleton::new(implementation)`, which implements
 ///   [`Dispatch`]; register it with a [`Daemon`].
 /// - **`WorkerProxy`**: the async client. `WorkerProxy::new(uri)`,
-///   `WorkerProxy::from_proxy(proxy)`, `.proxy()`, `.with_timeout(duration)`, and one
+///   `WorkerProxy::with_config(uri, config)`, `WorkerProxy::from_proxy(proxy)`, `.proxy()`, `.with_timeout(duration)`, and one
 ///   `async` method per remote method, returning:
 ///   - `Result<T, rpc_core::Error>` for a method returning `T`;
 ///   - `Result<T, rpc_core::CallError<E>>` for a method returning `Result<T, E>`, where
@@ -133,7 +133,7 @@ pub use uri::{HostPort, Location, Uri, UriError};
 ///   `start_{method}` for each method that starts the call and returns a [`PendingCall`] to
 ///   collect later, so blocking code can run many calls at once. Constructors as above.
 ///
-/// Method names that would collide with these items (`new`, `from_proxy`, `proxy`,
+/// Method names that would collide with these items (`new`, `with_config`, `from_proxy`, `proxy`,
 /// `with_timeout`, or `start_{other method}`) are refused.
 ///
 /// Set the environment variable `RPC_MACROS_DEBUG` while compiling to print the expansion.

@@ -5,7 +5,8 @@ use quote::format_ident;
 use syn::ext::IdentExt;
 
 /// Names of the methods every generated proxy has, which remote methods may not take.
-pub(crate) const PROXY_METHODS: [&str; 4] = ["new", "from_proxy", "proxy", "with_timeout"];
+pub(crate) const PROXY_METHODS: [&str; 5] =
+    ["new", "with_config", "from_proxy", "proxy", "with_timeout"];
 
 /// The async client proxy: `{Trait}Proxy`.
 pub(crate) fn proxy(service: &Ident) -> Ident {

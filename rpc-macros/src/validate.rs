@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use quote::ToTokens;
 use syn::ext::IdentExt;
+use syn::visit::Visit;
 use syn::{FnArg, ItemTrait, Pat, ReturnType, TraitItem, TraitItemFn, Type};
 
 use crate::names;
@@ -156,16 +157,34 @@ fn check_method(method: &TraitItemFn, method_names: &HashSet<String>, errors: &m
 }
 
 fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
-    match ty {
-        Type::Reference(reference) => errors.push(
-            reference,
-            format_args!("remote method {what} must be owned values, not references: a value is sent over the network"),
-        ),
-        Type::ImplTrait(implementation) => errors.push(
+    if let Type::ImplTrait(implementation) = ty {
+        errors.push(
             implementation,
             format_args!("remote method {what} cannot be `impl Trait`: use a concrete serde type"),
-        ),
-        _ => {}
+        );
+        return;
+    }
+    // A reference anywhere inside (`Option<&str>`, `Vec<&[u8]>`) cannot be decoded into an
+    // owned value at the daemon either; serde's error for it points nowhere useful.
+    let mut references = References::default();
+    references.visit_type(ty);
+    for reference in references.found {
+        errors.push(
+            reference,
+            format_args!("remote method {what} must be owned values, not references: a value is sent over the network (use `String` for `&str`, `Vec<T>` for `&[T]`)"),
+        );
+    }
+}
+
+/// Collects the outermost references in a type (`&str` in `Option<&str>`).
+#[derive(Default)]
+struct References<'a> {
+    found: Vec<&'a syn::TypeReference>,
+}
+
+impl<'a> Visit<'a> for References<'a> {
+    fn visit_type_reference(&mut self, reference: &'a syn::TypeReference) {
+        self.found.push(reference);
     }
 }
 

@@ -57,6 +57,11 @@ pub(super) fn expand(service: &Service) -> TokenStream {
                 Self { proxy: #proxy::new(uri) }
             }
 
+            /// A blocking proxy for the object at `uri` with its own settings.
+            #vis fn with_config(uri: ::rpc_core::Uri, config: ::rpc_core::Config) -> Self {
+                Self { proxy: #proxy::with_config(uri, config) }
+            }
+
             /// A blocking view of an untyped proxy.
             #vis fn from_proxy(proxy: ::rpc_core::Proxy) -> Self {
                 Self { proxy: #proxy::from_proxy(proxy) }

@@ -72,7 +72,12 @@ pub(super) fn expand(service: &Service) -> TokenStream {
                 Self { proxy: ::rpc_core::Proxy::new(uri) }
             }
 
-            /// A typed view of an untyped proxy (made with a custom `Config`, for example).
+            /// A proxy for the object at `uri` with its own settings. Connects at the first call.
+            #vis fn with_config(uri: ::rpc_core::Uri, config: ::rpc_core::Config) -> Self {
+                Self { proxy: ::rpc_core::Proxy::with_config(uri, config) }
+            }
+
+            /// A typed view of an untyped proxy.
             #vis fn from_proxy(proxy: ::rpc_core::Proxy) -> Self {
                 Self { proxy }
             }
