@@ -4,9 +4,13 @@
 //! small frame cannot make the decoder reserve gigabytes: bincode checks each claimed length
 //! against the limit before it allocates. bincode's limit is a type parameter, so the input
 //! length is rounded up to one of a few tiers; an allocation is at most 16 times the frame.
-//! Values may nest at most `depth::MAX_DEPTH` levels, so no input can overflow the stack.
+//! Values may nest at most `Config::max_nesting_depth` levels, so no input can overflow the
+//! stack.
 
 mod depth;
+mod error;
+
+pub use error::CodecError;
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use bincode::enc::write::SizeWriter;
@@ -14,6 +18,8 @@ use bincode::error::EncodeError;
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::config::DEFAULT_MAX_NESTING_DEPTH;
 
 /// The formats a connection can carry values in. Only one exists today; the skeleton decodes
 /// arguments through this type, so a second format reaches generated code unchanged.
@@ -25,10 +31,6 @@ pub enum Format {
     Bincode,
 }
 
-/// Why a value could not be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CodecError(String);
 
 /// Lets bincode append to a `BytesMut` directly; one that may not grow fails with
 /// `UnexpectedEnd` when the room the buffer has runs out.
@@ -77,21 +79,21 @@ impl Format {
                     Err(EncodeError::UnexpectedEnd) => buf.truncate(start),
                     Err(error) => {
                         buf.truncate(start);
-                        return Err(CodecError(error.to_string()));
+                        return Err(CodecError::encoding(error));
                     }
                 }
                 // Too large for that room. Measuring first costs one cheap pass and saves the
                 // copies of a growing buffer, which dominate for large payloads.
                 let mut size = SizeWriter::default();
                 bincode::serde::encode_into_writer(value, &mut size, standard)
-                    .map_err(|e| CodecError(e.to_string()))?;
+                    .map_err(CodecError::encoding)?;
                 buf.reserve(size.bytes_written);
                 let growing = BufWriter {
                     buf,
                     may_grow: true,
                 };
                 bincode::serde::encode_into_writer(value, growing, standard)
-                    .map_err(|e| CodecError(e.to_string()))
+                    .map_err(CodecError::encoding)
             }
         }
     }
@@ -102,58 +104,63 @@ impl Format {
     ///
     /// [`CodecError`] if the bytes are not a valid encoding of `T`.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
+        self.decode_nested(bytes, DEFAULT_MAX_NESTING_DEPTH)
+    }
+
+    /// Decodes a whole value from `bytes`, allowing it to nest `max_depth` levels (see
+    /// [`Config::max_nesting_depth`](crate::Config::max_nesting_depth)).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if the bytes are not a valid encoding of `T`, or nest deeper.
+    pub fn decode_nested<T: DeserializeOwned>(
+        self,
+        bytes: &[u8],
+        max_depth: usize,
+    ) -> Result<T, CodecError> {
         match self {
-            Format::Bincode => decode_bincode(bytes),
+            Format::Bincode => decode_bincode(bytes, max_depth),
         }
     }
 }
 
-fn decode_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+fn decode_bincode<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, CodecError> {
     const KIB: usize = 1024;
     let decoded = match bytes.len() {
         0..=256 => bincode::serde::seed_decode_from_slice(
-            depth::Limit::<T>::new(),
+            depth::Limit::<T>::new(max_depth),
             bytes,
             config::<{ 4 * KIB }>(),
         ),
         257..=4096 => bincode::serde::seed_decode_from_slice(
-            depth::Limit::<T>::new(),
+            depth::Limit::<T>::new(max_depth),
             bytes,
             config::<{ 64 * KIB }>(),
         ),
         4097..=65_536 => bincode::serde::seed_decode_from_slice(
-            depth::Limit::<T>::new(),
+            depth::Limit::<T>::new(max_depth),
             bytes,
             config::<{ KIB * KIB }>(),
         ),
         65_537..=1_048_576 => bincode::serde::seed_decode_from_slice(
-            depth::Limit::<T>::new(),
+            depth::Limit::<T>::new(max_depth),
             bytes,
             config::<{ 16 * KIB * KIB }>(),
         ),
         1_048_577..=16_777_216 => bincode::serde::seed_decode_from_slice(
-            depth::Limit::<T>::new(),
+            depth::Limit::<T>::new(max_depth),
             bytes,
             config::<{ 256 * KIB * KIB }>(),
         ),
         _ => bincode::serde::seed_decode_from_slice(
-            depth::Limit::<T>::new(),
+            depth::Limit::<T>::new(max_depth),
             bytes,
             config::<{ 1 << 36 }>(),
         ),
     };
-    let (value, used) = decoded.map_err(|error| match error {
-        bincode::error::DecodeError::LimitExceeded => CodecError(format!(
-            "a length field claims more than the limit for a {}-byte input",
-            bytes.len()
-        )),
-        other => CodecError(other.to_string()),
-    })?;
+    let (value, used) = decoded.map_err(|error| CodecError::decoding(error, bytes.len()))?;
     if used != bytes.len() {
-        return Err(CodecError(format!(
-            "{} unexpected bytes after the value",
-            bytes.len() - used
-        )));
+        return Err(CodecError::trailing(bytes.len() - used));
     }
     Ok(value)
 }
@@ -198,7 +205,7 @@ mod tests {
         let error = Format::Bincode
             .decode::<String>(&[2, 0xff, b'a'])
             .unwrap_err();
-        assert!(error.to_string().contains("Utf8"), "{error}");
+        assert!(error.to_string().contains("UTF-8"), "{error}");
     }
 
     #[test]
@@ -223,13 +230,30 @@ mod tests {
 
     #[test]
     fn nesting_is_allowed_up_to_the_limit_and_refused_beyond() {
-        round_trip(nest(depth::MAX_DEPTH / 2 - 1));
+        // 100 structs and 99 `Some`s: 199 levels.
         let mut buf = BytesMut::new();
-        Format::Bincode
-            .encode_into(&nest(depth::MAX_DEPTH), &mut buf)
+        Format::Bincode.encode_into(&nest(99), &mut buf).unwrap();
+        assert_eq!(Format::Bincode.decode_nested::<Nest>(&buf, 199).unwrap(), nest(99));
+        let error = Format::Bincode
+            .decode_nested::<Nest>(&buf, 198)
+            .unwrap_err();
+        assert!(error.to_string().contains("max_nesting_depth"), "{error}");
+    }
+
+    #[test]
+    fn the_default_nesting_limit_fits_the_stack_of_a_tokio_worker() {
+        // Tokio's workers have 2 MiB of stack; a value at the deepest level allowed must
+        // decode there, in this (debug) build too. Dropping it recurses as well, on purpose.
+        let mut buf = BytesMut::new();
+        let deepest = nest(DEFAULT_MAX_NESTING_DEPTH / 2 - 1);
+        Format::Bincode.encode_into(&deepest, &mut buf).unwrap();
+        let decoded = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || Format::Bincode.decode::<Nest>(&buf).map(drop))
+            .unwrap()
+            .join()
             .unwrap();
-        let error = Format::Bincode.decode::<Nest>(&buf).unwrap_err();
-        assert!(error.to_string().contains("nest deeper"), "{error}");
+        assert_eq!(decoded, Ok(()));
     }
 
     #[test]

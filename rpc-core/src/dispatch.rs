@@ -41,6 +41,8 @@ pub struct Call<'a> {
     pub(crate) request_id: u64,
     pub(crate) oneway: bool,
     pub(crate) max_body_len: usize,
+    /// `Config::max_nesting_depth` of the daemon.
+    pub(crate) max_nesting_depth: usize,
     /// A buffer for the reply frame, from the connection's earlier replies.
     pub(crate) reply_buffer: Cell<BytesMut>,
 }
@@ -69,7 +71,7 @@ impl Call<'_> {
     /// [`RemoteError::BadArguments`] if they do not decode as `T`.
     pub fn decode_args<T: DeserializeOwned>(&self, method: &'static str) -> Result<T, RemoteError> {
         self.format
-            .decode(self.args)
+            .decode_nested(self.args, self.max_nesting_depth)
             .map_err(|error| RemoteError::BadArguments {
                 method: method.to_owned(),
                 detail: error.to_string(),

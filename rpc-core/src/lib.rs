@@ -74,7 +74,7 @@ extern crate self as rpc_core;
 
 pub use blocking::PendingCall;
 pub use codec::{CodecError, Format};
-pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE};
+pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_NESTING_DEPTH};
 pub use daemon::{Daemon, InstanceMode};
 pub use deadline::remaining as remaining_deadline;
 pub use dispatch::{Call, Dispatch, DispatchFuture};
@@ -113,6 +113,21 @@ pub use uri::{HostPort, Location, Uri, UriError};
 ///
 /// For byte payloads, use `serde_bytes::ByteBuf` or `bytes::Bytes` rather than `Vec<u8>`:
 /// they travel as one byte string instead of element by element.
+///
+/// Values travel in bincode, which is compact and fast because it is not self-describing:
+/// the receiver knows the type, so field names and tags are not sent. A few serde features
+/// need them, and fail with a [`CodecError`] that names the feature:
+///
+/// | serde feature | instead |
+/// |---|---|
+/// | `#[serde(skip_serializing_if = ..)]` | always serialize the field (an `Option` costs one byte when `None`) |
+/// | `#[serde(tag = "..")]` (internally tagged enums) | serde's default, externally tagged enums |
+/// | `#[serde(tag = "..", content = "..")]` (adjacently tagged) | the same |
+/// | `#[serde(untagged)]` | the same |
+/// | `#[serde(flatten)]` | a nested struct field |
+/// | `serde_json::Value` and other `deserialize_any` types | send the JSON as a `String` |
+///
+/// Values may nest [`Config::max_nesting_depth`] levels (2048 by default).
 ///
 /// # What it generates, for a trait `Worker`
 ///

@@ -119,7 +119,13 @@ impl Proxy {
         // Inside a method the daemon is running, the call gets no more than its caller has left.
         let timeout = deadline::limit(self.timeout);
         let result = match self.invoke(request_id, method, args, timeout).await {
-            Ok((link, reply)) => decode_reply(&link, &reply, method, timeout),
+            Ok((link, reply)) => decode_reply(
+                &link,
+                &reply,
+                method,
+                timeout,
+                self.shared.config.max_nesting_depth,
+            ),
             Err(error) => Err(error),
         };
         if let Some(started) = started {
@@ -289,13 +295,14 @@ fn decode_reply<R: DeserializeOwned>(
     reply: &Message,
     method: &str,
     timeout: Duration,
+    max_nesting_depth: usize,
 ) -> Result<R, Error> {
     if reply.header.flags.contains(Flags::FAILURE) {
         let remote = decode_remote_error(link.format, &reply.body)?;
         return Err(Error::from_remote(remote, timeout));
     }
     link.format
-        .decode(&reply.body)
+        .decode_nested(&reply.body, max_nesting_depth)
         .map_err(|source| Error::Codec {
             what: format!("the reply of `{method}`"),
             source,

@@ -9,16 +9,19 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
-/// How deeply values may nest: far beyond any sensible argument type, far below a stack
-/// overflow (serde_json uses the same limit).
-pub(crate) const MAX_DEPTH: usize = 128;
-
 /// Deserializes a `T` through [`Limited`], starting with the whole depth allowance.
-pub(crate) struct Limit<T>(PhantomData<T>);
+pub(crate) struct Limit<T> {
+    max_depth: usize,
+    value: PhantomData<T>,
+}
 
 impl<T> Limit<T> {
-    pub(crate) fn new() -> Limit<T> {
-        Limit(PhantomData)
+    /// Allows `max_depth` levels of nesting.
+    pub(crate) fn new(max_depth: usize) -> Limit<T> {
+        Limit {
+            max_depth,
+            value: PhantomData,
+        }
     }
 }
 
@@ -28,7 +31,7 @@ impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for Limit<T> {
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
         T::deserialize(Limited {
             inner: deserializer,
-            left: MAX_DEPTH,
+            left: self.max_depth,
         })
     }
 }
@@ -46,7 +49,10 @@ struct Wrap<T> {
 }
 
 fn too_deep<E: de::Error>() -> E {
-    E::custom(format_args!("values nest deeper than {MAX_DEPTH} levels"))
+    E::custom(
+        "values nest deeper than `Config::max_nesting_depth` allows (a recursive type, or a \
+         hostile input); raise it on the receiving side if the value is genuine",
+    )
 }
 
 macro_rules! forward {

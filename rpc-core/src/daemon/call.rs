@@ -37,6 +37,7 @@ pub(crate) struct CallContext<'a> {
     pub(crate) session: &'a mut Option<Arc<dyn Dispatch>>,
     pub(crate) format: Format,
     pub(crate) max_body_len: usize,
+    pub(crate) max_nesting_depth: usize,
     pub(crate) peer: &'a Arc<str>,
     /// A buffer for the reply frame.
     pub(crate) reply_buffer: BytesMut,
@@ -60,6 +61,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         request_id: header.request_id,
         oneway,
         max_body_len: context.max_body_len,
+        max_nesting_depth: context.max_nesting_depth,
         reply_buffer: Cell::new(context.reply_buffer),
     };
     let dispatched = if context.object.is_registered() {

@@ -252,6 +252,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             session: &mut self.instance,
             format: self.format,
             max_body_len: self.shared.config.max_body_len(),
+            max_nesting_depth: self.shared.config.max_nesting_depth,
             peer: &self.peer,
             reply_buffer: self.outgoing.take_spare(),
         };
