@@ -11,6 +11,10 @@ use crate::uri::UriError;
 
 /// What went wrong with a remote call, or with setting up a daemon or proxy.
 ///
+/// Each message carries its cause (`could not connect to 127.0.0.1:9090: Connection refused
+/// (os error 111)`), since most programs print `{error}` and nothing more; the cause is also
+/// [`source`](std::error::Error::source), for error reporters that walk the chain.
+///
 /// Communication failures ([`Connect`](Error::Connect), [`Timeout`](Error::Timeout),
 /// [`ConnectionLost`](Error::ConnectionLost), [`Protocol`](Error::Protocol)) are told apart by
 /// [`Error::is_communication`]; a call that failed with one of them may or may not have run.
@@ -18,7 +22,7 @@ use crate::uri::UriError;
 #[non_exhaustive]
 pub enum Error {
     /// Could not open a connection to the daemon at this address, or its handshake failed.
-    #[error("could not connect to {address}")]
+    #[error("could not connect to {address}: {source}")]
     Connect {
         /// The address tried.
         address: String,
@@ -27,7 +31,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Could not listen on this address.
-    #[error("could not bind {address}")]
+    #[error("could not bind {address}: {source}")]
     Bind {
         /// The address asked for.
         address: String,
@@ -72,10 +76,10 @@ pub enum Error {
         message: String,
     },
     /// The daemon refused or failed the call for another reason it reported.
-    #[error("the daemon failed the call")]
+    #[error("the daemon failed the call: {0}")]
     Remote(#[source] RemoteError),
     /// A local value (an argument) could not be encoded, or a reply could not be decoded.
-    #[error("could not encode or decode {what}")]
+    #[error("could not encode or decode {what}: {source}")]
     Codec {
         /// What was being encoded or decoded.
         what: String,

@@ -124,6 +124,17 @@ async fn a_closed_port_is_a_connect_error() {
         "{error}"
     );
     assert!(error.is_communication());
+    // The printed error says why, not only where.
+    assert!(error.to_string().contains("refused"), "{error}");
+}
+
+#[tokio::test]
+async fn a_taken_address_is_a_bind_error_that_says_so() {
+    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+    let taken = daemon.local_addr().unwrap();
+    let error = Daemon::bind(taken).await.unwrap_err();
+    assert!(matches!(&error, Error::Bind { .. }), "{error}");
+    assert!(error.to_string().contains("in use"), "{error}");
 }
 
 #[tokio::test]
@@ -182,6 +193,7 @@ async fn a_name_without_a_nameserver_says_what_was_tried() {
         Error::NameServerNotFound { tried } => {
             assert_eq!(tried.len(), 1, "{tried:?}");
             assert!(tried[0].contains(&format!("127.0.0.1:{port}")), "{tried:?}");
+            assert!(tried[0].contains("refused"), "{tried:?}");
         }
         other => panic!("expected NameServerNotFound, got {other:?}"),
     }
