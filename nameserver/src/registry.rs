@@ -139,18 +139,17 @@ impl Registry {
     }
 }
 
-/// Checks a name: not empty, no whitespace or control characters, not too long.
+/// Checks a name: one a `PYRONAME:` URI can carry (see [`rpc_core::validate_id`]: not empty,
+/// no whitespace, control characters or `@`), and not too long.
 ///
 /// # Errors
 ///
 /// [`NamingError::InvalidName`] saying what is wrong.
 pub fn validate_name(name: &str) -> Result<(), NamingError> {
-    let reason = if name.is_empty() {
-        "names cannot be empty"
-    } else if name.len() > MAX_NAME_LEN {
+    let reason = if name.len() > MAX_NAME_LEN {
         "names are at most 1024 bytes long"
-    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        "names cannot contain whitespace or control characters"
+    } else if let Err(error) = rpc_core::validate_id(name) {
+        error.reason()
     } else {
         return Ok(());
     };
@@ -264,7 +263,7 @@ mod tests {
     #[test]
     fn bad_names_and_indirect_uris_are_refused() {
         let mut registry = registry();
-        for bad in ["", "two words", "tab\there", "new\nline"] {
+        for bad in ["", "two words", "tab\there", "new\nline", "svc@v2"] {
             assert!(matches!(
                 registry.register(bad.into(), uri("x"), false, tags(&[])),
                 Err(NamingError::InvalidName { .. })

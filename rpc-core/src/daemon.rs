@@ -25,6 +25,7 @@ use registry::{Object, Registry};
 use shutdown::Shutdown;
 
 use crate::connection::Budget;
+use crate::uri::validate_id;
 use crate::{Config, Dispatch, Error, Location, Uri};
 
 /// How long the accept loop pauses after an accept error (such as running out of file
@@ -123,6 +124,9 @@ impl Daemon {
             address: address.to_string(),
             source,
         };
+        if let Some(host) = &config.advertise_host {
+            check_uri_text(host, "`Config::advertise_host`").map_err(bind_error)?;
+        }
         let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         let location = Location::Tcp {
@@ -143,13 +147,22 @@ impl Daemon {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if the socket cannot be created.
+    /// [`Error::Bind`] if the socket cannot be created, or if its path is not UTF-8 or has
+    /// whitespace or control characters (its URIs could not carry it).
     pub async fn bind_unix(path: impl AsRef<Path>, config: Config) -> Result<Daemon, Error> {
         let path = path.as_ref();
-        let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
+        let bind_error = |source| Error::Bind {
             address: path.display().to_string(),
             source,
+        };
+        let text = path.to_str().ok_or_else(|| {
+            bind_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a URI can carry only a UTF-8 socket path",
+            ))
         })?;
+        check_uri_text(text, "the socket path").map_err(bind_error)?;
+        let listener = UnixListener::bind(path).map_err(bind_error)?;
         let location = Location::Unix(path.to_owned());
         Ok(Daemon::start(
             Listener::Unix(listener),
@@ -222,6 +235,7 @@ impl Daemon {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidObjectId`] if a URI cannot carry the id (see [`validate_id`]), and
     /// [`Error::DuplicateObject`] if the id is taken.
     pub fn register_as<D: Dispatch>(&self, object_id: &str, instance: D) -> Result<Uri, Error> {
         self.insert(Object::instance(object_id, Arc::new(instance)))
@@ -232,6 +246,7 @@ impl Daemon {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidObjectId`] if a URI cannot carry the id (see [`validate_id`]), and
     /// [`Error::DuplicateObject`] if the id is taken.
     pub fn register_factory<D, F>(
         &self,
@@ -249,6 +264,7 @@ impl Daemon {
 
     fn insert(&self, object: Object) -> Result<Uri, Error> {
         let id = object.id().to_string();
+        validate_id(&id)?;
         if self.shared.registry.insert(object) {
             Ok(self.uri_for(&id))
         } else {
@@ -320,6 +336,17 @@ impl fmt::Debug for Daemon {
             .field("objects", &self.shared.registry.ids())
             .finish_non_exhaustive()
     }
+}
+
+/// Refuses text for the location part of the daemon's URIs that would not parse back.
+fn check_uri_text(text: &str, what: &str) -> std::io::Result<()> {
+    if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what} is empty or has whitespace or control characters, which URIs cannot carry"),
+        ));
+    }
+    Ok(())
 }
 
 /// Accepts connections until shutdown, then waits for the sessions to end.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::codec::CodecError;
 use crate::naming::NamingError;
 use crate::protocol::{ProtocolError, RemoteError};
-use crate::uri::UriError;
+use crate::uri::{IdError, UriError};
 
 /// What went wrong with a remote call, or with setting up a daemon or proxy.
 ///
@@ -111,6 +111,9 @@ pub enum Error {
     /// The nameserver refused a lookup or registration.
     #[error(transparent)]
     Naming(#[from] NamingError),
+    /// The object id cannot be carried by a URI (whitespace, `@`, ...), so the daemon refused it.
+    #[error("invalid object id: {0}")]
+    InvalidObjectId(#[from] IdError),
     /// An object is already registered with the daemon under this id.
     #[error("an object is already registered under the id `{0}`")]
     DuplicateObject(String),

@@ -86,7 +86,7 @@ pub use naming::{
 };
 pub use protocol::RemoteError;
 pub use proxy::Proxy;
-pub use uri::{HostPort, Location, Uri, UriError};
+pub use uri::{HostPort, IdError, Location, Uri, UriError, validate_id};
 
 /// Turns a trait into a remote service: a client proxy, a blocking proxy and a server skeleton.
 ///

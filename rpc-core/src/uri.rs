@@ -89,6 +89,52 @@ pub struct UriError {
     reason: &'static str,
 }
 
+/// An object id or name that a URI cannot carry, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{id}` cannot appear in a URI: {reason}")]
+pub struct IdError {
+    id: String,
+    reason: &'static str,
+}
+
+impl IdError {
+    /// Why the id was refused.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// Checks that `id` can be the object id of a `PYRO:` URI or the name of a `PYRONAME:` one,
+/// so the URI's text parses back to the same id: it is not empty and has no whitespace, no
+/// control characters and no `@` (which starts the location, in Pyro's grammar too).
+///
+/// ```
+/// assert!(rpc_core::validate_id("my.worker_2").is_ok());
+/// assert!(rpc_core::validate_id("my listener").is_err());
+/// assert!(rpc_core::validate_id("svc@v2").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`IdError`] saying what is wrong.
+pub fn validate_id(id: &str) -> Result<(), IdError> {
+    let reason = if id.is_empty() {
+        "it is empty"
+    } else if id.chars().any(char::is_whitespace) {
+        "URIs contain no whitespace"
+    } else if id.chars().any(char::is_control) {
+        "URIs contain no control characters"
+    } else if id.contains('@') {
+        "`@` starts the location part of a URI"
+    } else {
+        return Ok(());
+    };
+    Err(IdError {
+        id: id.chars().take(64).collect(),
+        reason,
+    })
+}
+
 impl Uri {
     /// A `PYRO:` URI for `object` at `location`.
     pub fn direct(object: impl Into<String>, location: Location) -> Uri {
@@ -125,6 +171,9 @@ impl FromStr for Uri {
         };
         if text.chars().any(char::is_whitespace) {
             return Err(error("URIs contain no whitespace"));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(error("URIs contain no control characters"));
         }
         let (scheme, rest) = text
             .split_once(':')
@@ -340,6 +389,48 @@ mod tests {
         ] {
             let error = text.parse::<Uri>().unwrap_err();
             assert!(error.to_string().contains(reason), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn ids_a_uri_cannot_carry_are_refused() {
+        for (id, reason) in [
+            ("", "empty"),
+            ("my listener", "whitespace"),
+            ("tab\there", "whitespace"),
+            ("nul\0", "control"),
+            ("a@b", "`@`"),
+        ] {
+            let error = validate_id(id).unwrap_err();
+            assert!(error.to_string().contains(reason), "{id:?}: {error}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Every id `validate_id` accepts round-trips through the text of every URI form a
+        /// daemon or nameserver hands out.
+        #[test]
+        fn accepted_ids_round_trip(
+            id in "\\PC{1,40}",
+            host in "[a-z0-9.-]{1,20}|([0-9a-f]{0,4}:){2,7}[0-9a-f]{1,4}",
+            port: u16,
+            path in "/[^\\s\\p{Cc}]{1,30}",
+        ) {
+            proptest::prop_assume!(validate_id(&id).is_ok());
+            for location in [Location::Tcp { host: host.clone(), port }, Location::Unix(path.clone().into())] {
+                let uri = Uri::direct(id.clone(), location);
+                proptest::prop_assert_eq!(uri.to_string().parse::<Uri>(), Ok(uri.clone()));
+            }
+            let named = Uri::Name { name: id.clone(), nameserver: Some(HostPort { host, port: Some(port) }) };
+            proptest::prop_assert_eq!(named.to_string().parse::<Uri>(), Ok(named.clone()));
+        }
+
+        /// Whatever text parses as a URI prints as text that parses to the same URI.
+        #[test]
+        fn parsed_text_round_trips(text in "(PYRO|PYRONAME|PYROMETA):\\PC{1,30}(@\\PC{0,20})?") {
+            if let Ok(uri) = text.parse::<Uri>() {
+                proptest::prop_assert_eq!(uri.to_string().parse::<Uri>(), Ok(uri.clone()));
+            }
         }
     }
 

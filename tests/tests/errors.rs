@@ -199,3 +199,30 @@ async fn a_name_without_a_nameserver_says_what_was_tried() {
     }
     assert!(error.to_string().contains("RPC_NS_HOST"), "{error}");
 }
+
+#[tokio::test]
+async fn object_ids_a_uri_cannot_carry_are_refused_at_registration() {
+    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+    for id in ["my listener", "a@b", ""] {
+        let error = daemon
+            .register_as(id, CalcSkeleton::new(rpc_tests::CalcImpl::default()))
+            .unwrap_err();
+        assert!(matches!(&error, Error::InvalidObjectId(_)), "{id:?}: {error}");
+    }
+    // What the daemon does hand out parses back to the same object.
+    let uri = daemon
+        .register(CalcSkeleton::new(rpc_tests::CalcImpl::default()))
+        .unwrap();
+    assert_eq!(uri.to_string().parse::<Uri>().unwrap(), uri);
+}
+
+#[tokio::test]
+async fn a_unix_socket_path_a_uri_cannot_carry_is_refused() {
+    let path = std::env::temp_dir().join(format!("rpc test {}.sock", std::process::id()));
+    let error = Daemon::bind_unix(&path, rpc_core::Config::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, Error::Bind { .. }), "{error}");
+    assert!(error.to_string().contains("whitespace"), "{error}");
+    assert!(!path.exists());
+}
