@@ -26,10 +26,13 @@ fn client(port: u16, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn serve_answer_the_client_commands_and_stop_on_sigterm() {
+    // The log goes to a file, as when an operator redirects it.
+    let log_path = std::env::temp_dir().join(format!("nameserver-cli-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Command::new(BINARY)
         .args(["serve", "--host", "127.0.0.1", "--port", "0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("starting the nameserver");
     let stdout = BufReader::new(server.stdout.take().unwrap());
@@ -95,6 +98,34 @@ fn serve_answer_the_client_commands_and_stop_on_sigterm() {
         .expect("the nameserver reports its stop");
     assert_eq!(last, "nameserver stopped");
     assert!(server.wait().unwrap().success());
+
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(logged.contains("register"), "{logged}");
+    assert!(
+        !logged.contains('\x1b'),
+        "colour codes in a redirected log: {logged:?}"
+    );
+}
+
+#[test]
+fn the_readme_synopsis_of_list_is_what_the_cli_accepts() {
+    let readme = include_str!("../../README.md");
+    let synopsis = readme
+        .lines()
+        .find(|line| line.contains("nameserver -- list"))
+        .expect("the README shows `list`");
+    // PREFIX and --regex are alternatives: the CLI refuses both together.
+    assert!(synopsis.contains("[PREFIX | --regex RE]"), "{synopsis}");
+    let output = Command::new(BINARY)
+        .args(["list", "app.", "--regex", "a.*"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot be used with"),
+        "{output:?}"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `pyro5-nsc` do for Pyro).
 
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand};
 use nameserver::Options;
@@ -128,6 +129,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour for a person at a terminal, plain text for a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Serve {
