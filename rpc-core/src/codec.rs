@@ -31,7 +31,6 @@ pub enum Format {
     Bincode,
 }
 
-
 /// Lets bincode append to a `BytesMut` directly; one that may not grow fails with
 /// `UnexpectedEnd` when the room the buffer has runs out.
 struct BufWriter<'a> {
@@ -233,7 +232,10 @@ mod tests {
         // 100 structs and 99 `Some`s: 199 levels.
         let mut buf = BytesMut::new();
         Format::Bincode.encode_into(&nest(99), &mut buf).unwrap();
-        assert_eq!(Format::Bincode.decode_nested::<Nest>(&buf, 199).unwrap(), nest(99));
+        assert_eq!(
+            Format::Bincode.decode_nested::<Nest>(&buf, 199).unwrap(),
+            nest(99)
+        );
         let error = Format::Bincode
             .decode_nested::<Nest>(&buf, 198)
             .unwrap_err();

@@ -170,10 +170,12 @@ mod tests {
         assert_eq!(config.call_timeout, Duration::from_secs(3));
         assert_eq!(config.max_nesting_depth, 10);
         assert_eq!(config.keepalive_interval, None);
-        let mut expected = Config::default();
-        expected.call_timeout = Duration::from_secs(3);
-        expected.max_nesting_depth = 10;
-        expected.keepalive_interval = None;
+        let expected = Config {
+            call_timeout: Duration::from_secs(3),
+            max_nesting_depth: 10,
+            keepalive_interval: None,
+            ..Config::default()
+        };
         assert_eq!(config, expected);
     }
 }

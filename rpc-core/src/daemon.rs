@@ -7,6 +7,7 @@ mod registry;
 mod session;
 mod shutdown;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, ToSocketAddrs, UnixListener};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -24,7 +26,9 @@ pub use registry::InstanceMode;
 use registry::{Object, Registry};
 use shutdown::Shutdown;
 
+use crate::codec::Format;
 use crate::connection::Budget;
+use crate::protocol::Kind;
 use crate::uri::validate_id;
 use crate::{Config, Dispatch, Error, Location, Uri};
 
@@ -343,28 +347,50 @@ fn check_uri_text(text: &str, what: &str) -> std::io::Result<()> {
     if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("{what} is empty or has whitespace or control characters, which URIs cannot carry"),
+            format!(
+                "{what} is empty or has whitespace or control characters, which URIs cannot carry"
+            ),
         ));
     }
     Ok(())
 }
 
 /// Accepts connections until shutdown, then waits for the sessions to end.
+///
+/// A connection over a cap waits a moment ([`ADMISSION_WAIT`]) for a slot, since a client
+/// that just closed connections may open new ones before the daemon has seen the old ones end;
+/// one that still finds no slot is told why (a `Close` frame with
+/// [`RemoteError::TooManyConnections`](crate::RemoteError::TooManyConnections)) and closed.
 async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let config = &shared.config;
     let mut admission = Admission::new(config.max_connections, config.max_connections_per_address);
     // Each session returns the address it was admitted from, to release its slot.
     let mut sessions: JoinSet<Option<IpAddr>> = JoinSet::new();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    let mut refusing: JoinSet<()> = JoinSet::new();
     let mut shutdown = shared.shutdown.watch();
     loop {
+        let next_refusal = waiting.front().map(|first| first.until);
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             Some(done) = sessions.join_next(), if !sessions.is_empty() => {
                 // A session that panicked held a slot of an unknown address; it was counted
                 // in all, so release that at least.
                 admission.release(done.unwrap_or(None));
+                admit_waiting(&mut waiting, &mut admission, &mut sessions, &shared);
                 continue;
             }
+            () = sleep_until_some(next_refusal), if next_refusal.is_some() => {
+                if let Some(expired) = waiting.pop_front() {
+                    let refusal = admission.admit(expired.address).err();
+                    match refusal {
+                        Some(refusal) => refuse(expired.connection, refusal, &mut admission, &mut refusing, config),
+                        None => spawn_session(&mut sessions, expired.connection, expired.address, &shared),
+                    }
+                }
+                continue;
+            }
+            Some(_) = refusing.join_next(), if !refusing.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
         let connection = match accepted {
@@ -375,46 +401,167 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let address = match &connection {
-            Accepted::Tcp(_, peer) => Some(peer.ip()),
-            Accepted::Unix(_) => None,
-        };
-        if let Err(refusal) = admission.admit(address) {
-            let reason = match refusal {
-                Refusal::Full => "too many connections (see `Config::max_connections`)",
-                Refusal::AddressFull => {
-                    "too many connections from one address (see `Config::max_connections_per_address`)"
-                }
-            };
-            admission.warn(&format_args!("connection refused: {reason}"));
-            // Dropping the connection closes it at once.
-            continue;
+        let address = connection.peer_ip();
+        // Sessions that ended since the last pass give their slots back first.
+        while let Some(done) = sessions.try_join_next() {
+            admission.release(done.unwrap_or(None));
         }
-        let shared = shared.clone();
-        sessions.spawn(async move {
-            match connection {
-                Accepted::Tcp(stream, peer) => {
-                    // Small calls must not wait for Nagle's algorithm.
-                    let _ = stream.set_nodelay(true);
-                    let (read, write) = stream.into_split();
-                    session::serve(read, write, Arc::from(peer.to_string()), shared).await;
-                }
-                Accepted::Unix(stream) => {
-                    let (read, write) = stream.into_split();
-                    session::serve(read, write, Arc::from("unix"), shared).await;
-                }
+        match admission.admit(address) {
+            Ok(()) if waiting.is_empty() => {
+                spawn_session(&mut sessions, connection, address, &shared);
             }
-            address
-        });
+            Ok(()) => {
+                // Connections waiting came first; this one's slot goes to them in turn.
+                admission.release(address);
+                waiting.push_back(Waiting::new(connection, address));
+                admit_waiting(&mut waiting, &mut admission, &mut sessions, &shared);
+            }
+            Err(_) if waiting.len() < ADMISSION_QUEUE => {
+                waiting.push_back(Waiting::new(connection, address));
+            }
+            Err(refusal) => refuse(connection, refusal, &mut admission, &mut refusing, config),
+        }
     }
     // Stop listening before waiting, so new clients are refused rather than left hanging.
     drop(listener);
+    drop(waiting);
     while sessions.join_next().await.is_some() {}
+}
+
+/// How long a connection over a cap waits for a slot before it is refused.
+const ADMISSION_WAIT: Duration = Duration::from_millis(100);
+
+/// How many connections may wait for a slot at once; more are refused at once.
+const ADMISSION_QUEUE: usize = 256;
+
+/// How many refused connections are told why at once; more are closed without a word, so a
+/// flood cannot make the daemon hold sockets for it.
+const REFUSALS_AT_ONCE: usize = 64;
+
+/// How long a refused peer has to take the daemon's reason before its socket closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// A connection over a cap, waiting for a slot.
+struct Waiting {
+    connection: Accepted,
+    address: Option<IpAddr>,
+    until: tokio::time::Instant,
+}
+
+impl Waiting {
+    fn new(connection: Accepted, address: Option<IpAddr>) -> Waiting {
+        Waiting {
+            connection,
+            address,
+            until: tokio::time::Instant::now() + ADMISSION_WAIT,
+        }
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Starts the sessions of the waiting connections that fit now, in the order they came.
+fn admit_waiting(
+    waiting: &mut VecDeque<Waiting>,
+    admission: &mut Admission,
+    sessions: &mut JoinSet<Option<IpAddr>>,
+    shared: &Arc<Shared>,
+) {
+    let mut still = VecDeque::with_capacity(waiting.len());
+    for entry in waiting.drain(..) {
+        if admission.admit(entry.address).is_ok() {
+            spawn_session(sessions, entry.connection, entry.address, shared);
+        } else {
+            still.push_back(entry);
+        }
+    }
+    *waiting = still;
+}
+
+fn spawn_session(
+    sessions: &mut JoinSet<Option<IpAddr>>,
+    connection: Accepted,
+    address: Option<IpAddr>,
+    shared: &Arc<Shared>,
+) {
+    let shared = shared.clone();
+    sessions.spawn(async move {
+        match connection {
+            Accepted::Tcp(stream, peer) => {
+                // Small calls must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                let (read, write) = stream.into_split();
+                session::serve(read, write, Arc::from(peer.to_string()), shared).await;
+            }
+            Accepted::Unix(stream) => {
+                let (read, write) = stream.into_split();
+                session::serve(read, write, Arc::from("unix"), shared).await;
+            }
+        }
+        address
+    });
+}
+
+/// Tells a connection over a cap why it is refused, and closes it.
+fn refuse(
+    connection: Accepted,
+    refusal: Refusal,
+    admission: &mut Admission,
+    refusing: &mut JoinSet<()>,
+    config: &Config,
+) {
+    let error = refusal.to_remote_error(config);
+    admission.warn(&format_args!("connection refused: {error}"));
+    if refusing.len() >= REFUSALS_AT_ONCE {
+        // Dropping the connection closes it at once.
+        return;
+    }
+    let frame = call::failure_frame(Format::Bincode, Kind::Close, 0, &error);
+    refusing.spawn(async move {
+        let _ = match connection {
+            Accepted::Tcp(stream, _) => {
+                tokio::time::timeout(REFUSAL_LINGER, tell_and_close(stream, &frame)).await
+            }
+            Accepted::Unix(stream) => {
+                tokio::time::timeout(REFUSAL_LINGER, tell_and_close(stream, &frame)).await
+            }
+        };
+    });
+}
+
+/// Writes `frame`, ends the sending side, and reads what the peer sent until it closes too:
+/// closing a socket with unread bytes would reset it, and the peer could lose the frame.
+async fn tell_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, frame: &[u8]) {
+    if stream.write_all(frame).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 1024];
+    // A handshake and a first call are small; a peer that keeps sending is not listening.
+    for _ in 0..64 {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 enum Accepted {
     Tcp(tokio::net::TcpStream, SocketAddr),
     Unix(tokio::net::UnixStream),
+}
+
+impl Accepted {
+    /// The peer's IP address; `None` for a Unix socket.
+    fn peer_ip(&self) -> Option<IpAddr> {
+        match self {
+            Accepted::Tcp(_, peer) => Some(peer.ip()),
+            Accepted::Unix(_) => None,
+        }
+    }
 }
 
 impl Listener {

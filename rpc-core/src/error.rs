@@ -45,6 +45,11 @@ pub enum Error {
     /// The connection closed or failed while the call was in flight; the call may have run.
     #[error("connection lost before the reply arrived: {0}")]
     ConnectionLost(String),
+    /// The daemon refused the connection before reading any call from it (it serves its
+    /// limit of connections, or is shutting down): the call did not run, and may be tried
+    /// again later or elsewhere.
+    #[error("the daemon refused the connection, so the call did not run: {0}")]
+    Refused(RemoteError),
     /// The peer broke the wire protocol, or a message broke a limit.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
@@ -126,6 +131,7 @@ impl Error {
         matches!(
             self,
             Error::Connect { .. }
+                | Error::Refused(_)
                 | Error::Timeout(_)
                 | Error::ConnectionLost(_)
                 | Error::Protocol(_)

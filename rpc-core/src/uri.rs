@@ -417,19 +417,19 @@ mod tests {
             path in "/[^\\s\\p{Cc}]{1,30}",
         ) {
             proptest::prop_assume!(validate_id(&id).is_ok());
-            for location in [Location::Tcp { host: host.clone(), port }, Location::Unix(path.clone().into())] {
+            for location in [Location::Tcp { host: host.clone(), port }, Location::Unix(path.into())] {
                 let uri = Uri::direct(id.clone(), location);
                 proptest::prop_assert_eq!(uri.to_string().parse::<Uri>(), Ok(uri.clone()));
             }
-            let named = Uri::Name { name: id.clone(), nameserver: Some(HostPort { host, port: Some(port) }) };
-            proptest::prop_assert_eq!(named.to_string().parse::<Uri>(), Ok(named.clone()));
+            let named = Uri::Name { name: id, nameserver: Some(HostPort { host, port: Some(port) }) };
+            proptest::prop_assert_eq!(named.to_string().parse::<Uri>(), Ok(named));
         }
 
         /// Whatever text parses as a URI prints as text that parses to the same URI.
         #[test]
         fn parsed_text_round_trips(text in "(PYRO|PYRONAME|PYROMETA):\\PC{1,30}(@\\PC{0,20})?") {
             if let Ok(uri) = text.parse::<Uri>() {
-                proptest::prop_assert_eq!(uri.to_string().parse::<Uri>(), Ok(uri.clone()));
+                proptest::prop_assert_eq!(uri.to_string().parse::<Uri>(), Ok(uri));
             }
         }
     }

@@ -381,6 +381,53 @@ pub async fn serve_calc_with(config: rpc_core::Config) -> (Daemon, CalcProxy, Ca
     (daemon, CalcProxy::new(uri), implementation)
 }
 
+/// A calc daemon on a one-thread runtime of its own, as another process would have it; it
+/// stops when this is dropped.
+#[derive(Debug)]
+pub struct RemoteCalc {
+    /// The URI of its `calc` object.
+    pub uri: rpc_core::Uri,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RemoteCalc {
+    /// Starts one configured by `config`.
+    pub fn start(config: rpc_core::Config) -> RemoteCalc {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (started, uri) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let (daemon, calc, _) = serve_calc_with(config).await;
+                let _ = started.send(calc.proxy().uri().clone());
+                let _ = stopped.await;
+                drop(daemon);
+            });
+        });
+        let uri = uri.recv_timeout(PATIENCE).expect("the daemon starts");
+        RemoteCalc {
+            uri,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for RemoteCalc {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Starts a call to [`Calc::hang`] in a task of its own.
 pub fn spawn_hang(calc: &CalcProxy) -> tokio::task::JoinHandle<Result<(), rpc_core::Error>> {
     let calc = calc.clone();

@@ -207,7 +207,10 @@ async fn object_ids_a_uri_cannot_carry_are_refused_at_registration() {
         let error = daemon
             .register_as(id, CalcSkeleton::new(rpc_tests::CalcImpl::default()))
             .unwrap_err();
-        assert!(matches!(&error, Error::InvalidObjectId(_)), "{id:?}: {error}");
+        assert!(
+            matches!(&error, Error::InvalidObjectId(_)),
+            "{id:?}: {error}"
+        );
     }
     // What the daemon does hand out parses back to the same object.
     let uri = daemon

@@ -9,7 +9,8 @@ use futures_util::FutureExt;
 use rpc_core::protocol::{Flags, HEADER_LEN, Kind, Message};
 use rpc_core::{Config, Daemon, InstanceMode, RemoteError};
 use rpc_tests::{
-    CalcProxy, InstanceProxy, Lifecycle, RawClient, resident_bytes, scaled, serve_calc_with, within,
+    CalcProxy, InstanceProxy, Lifecycle, RawClient, RemoteCalc, resident_bytes, scaled,
+    serve_calc_with, within,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -131,10 +132,21 @@ async fn connections_announcing_the_largest_frame_cost_little_memory() {
     drop(connections);
 }
 
+/// Connects over a cap: the daemon sends a `Close` frame saying which limit, then closes.
+async fn refusal(daemon: &Daemon) -> RemoteError {
+    let mut extra = RawClient::connect(daemon).await;
+    let close = extra.receive().await.expect("the daemon says why");
+    assert_eq!(close.header.kind, Kind::Close);
+    assert!(
+        extra.receive().await.is_none(),
+        "nothing follows the refusal"
+    );
+    RawClient::remote_error(&close)
+}
+
 #[tokio::test]
-async fn connections_beyond_the_cap_are_refused_at_once_and_others_unaffected() {
-    let mut config = Config::default();
-    config.max_connections = 20;
+async fn connections_beyond_the_cap_are_told_why_and_others_unaffected() {
+    let config = Config::default().max_connections(20);
     let (daemon, calc, _) = serve_calc_with(config).await;
     calc.proxy().connect().await.unwrap();
     let mut idle = Vec::new();
@@ -143,16 +155,18 @@ async fn connections_beyond_the_cap_are_refused_at_once_and_others_unaffected() 
         raw.handshake("calc").await;
         idle.push(raw);
     }
-    for _ in 0..scaled(200, 30) {
-        let mut extra = TcpStream::connect(daemon.local_addr().unwrap())
-            .await
-            .unwrap();
-        let mut byte = [0u8; 1];
-        let read = within("the refusal", extra.read(&mut byte)).await;
-        assert!(
-            matches!(read, Ok(0) | Err(_)),
-            "an extra connection must be closed, read {read:?}"
-        );
+    // In waves that the daemon tells at once, as a flood would arrive.
+    for _ in 0..scaled(10, 3) {
+        let refusals = futures_util::future::join_all((0..20).map(|_| refusal(&daemon))).await;
+        for refused in refusals {
+            assert_eq!(
+                refused,
+                RemoteError::TooManyConnections {
+                    setting: "max_connections".into(),
+                    limit: 20
+                }
+            );
+        }
     }
     assert_eq!(
         calc.add(2, 2).await.unwrap(),
@@ -163,8 +177,7 @@ async fn connections_beyond_the_cap_are_refused_at_once_and_others_unaffected() 
 
 #[tokio::test]
 async fn one_address_cannot_take_every_slot() {
-    let mut config = Config::default();
-    config.max_connections_per_address = 5;
+    let config = Config::default().max_connections_per_address(5);
     let (daemon, _, _) = serve_calc_with(config).await;
     let mut held = Vec::new();
     for _ in 0..5 {
@@ -172,23 +185,78 @@ async fn one_address_cannot_take_every_slot() {
         raw.handshake("calc").await;
         held.push(raw);
     }
-    let mut sixth = TcpStream::connect(daemon.local_addr().unwrap())
-        .await
-        .unwrap();
-    let mut byte = [0u8; 1];
-    assert!(matches!(
-        within("the refusal", sixth.read(&mut byte)).await,
-        Ok(0) | Err(_)
-    ));
-    drop(held.pop());
-    // Once one closes, the address may connect again (the daemon learns of the close first).
-    let calc = CalcProxy::new(daemon.uri_for("calc"));
-    within("a slot freeing up", async {
-        while calc.add(1, 1).await.is_err() {
-            tokio::task::yield_now().await;
+    assert_eq!(
+        refusal(&daemon).await,
+        RemoteError::TooManyConnections {
+            setting: "max_connections_per_address".into(),
+            limit: 5
         }
-    })
-    .await;
+    );
+    drop(held.pop());
+    // Once one closes, the address may connect again.
+    let calc = CalcProxy::new(daemon.uri_for("calc"));
+    within("a slot freeing up", calc.add(1, 1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_proxy_over_the_cap_gets_a_typed_refusal_that_says_the_call_did_not_run() {
+    let config = Config::default().max_connections_per_address(3);
+    let (daemon, calc, implementation) = serve_calc_with(config).await;
+    let held: Vec<CalcProxy> = (0..3)
+        .map(|_| CalcProxy::new(daemon.uri_for("calc")))
+        .collect();
+    for proxy in &held {
+        proxy.add(1, 1).await.unwrap();
+    }
+    // `record` with a reply: the probe counts the calls that ran.
+    let error = calc
+        .proxy()
+        .call::<_, ()>("record", &(7u64,))
+        .await
+        .unwrap_err();
+    match &error {
+        rpc_core::Error::Refused(RemoteError::TooManyConnections { setting, limit }) => {
+            assert_eq!(
+                (setting.as_str(), *limit),
+                ("max_connections_per_address", 3)
+            );
+        }
+        other => panic!("expected a typed refusal, got {other:?}"),
+    }
+    let text = error.to_string();
+    assert!(
+        text.contains("did not run") && text.contains("max_connections_per_address"),
+        "{text}"
+    );
+    assert_eq!(
+        implementation.probe.records.get(),
+        0,
+        "the refused call did not run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_by_their_client_free_their_slots_at_once() {
+    // Each round fills every slot of the address, then drops its proxies and starts the next
+    // round at once: the new connections must find the old slots free, without a retry. The
+    // daemon runs on a runtime of its own, as in another process.
+    let slots = scaled(256, 64);
+    let daemon = RemoteCalc::start(Config::default().max_connections_per_address(slots));
+    for round in 0..scaled(10, 5) {
+        let proxies: Vec<CalcProxy> = (0..slots)
+            .map(|_| CalcProxy::new(daemon.uri.clone()))
+            .collect();
+        let results =
+            futures_util::future::join_all(proxies.iter().map(|proxy| proxy.add(1, 1))).await;
+        let refused = results.iter().filter(|result| result.is_err()).count();
+        assert_eq!(
+            refused,
+            0,
+            "round {round}: {refused} of {slots} calls failed: {:?}",
+            results.iter().find(|result| result.is_err())
+        );
+        drop(proxies);
+    }
 }
 
 #[tokio::test]

@@ -61,8 +61,7 @@ impl CodecError {
                 Some(SELF_DESCRIBING),
             ),
             DecodeError::Serde(SerdeDecodeError::IdentifierNotSupported) => (
-                "the type asks for a field or variant by name, which bincode does not carry"
-                    .into(),
+                "the type asks for a field or variant by name, which bincode does not carry".into(),
                 Some(
                     "the type likely is an adjacently tagged enum \
                      (`#[serde(tag = \"..\", content = \"..\")]`) or uses `#[serde(flatten)]`; \

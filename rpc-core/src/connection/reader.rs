@@ -88,6 +88,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The stream read from.
+    pub(crate) fn get_ref(&self) -> &R {
+        &self.io
+    }
+
     /// Makes large frames draw on `budget` while they arrive.
     pub(crate) fn with_budget(mut self, budget: Budget) -> FrameReader<R> {
         self.budget = Some(budget);

@@ -2,8 +2,11 @@
 //! with refusals and accept errors logged at a bounded rate.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+use crate::Config;
+use crate::protocol::RemoteError;
 
 /// The least time between two warnings of the accept loop; the ones in between are counted
 /// and reported with the next, so a flood cannot flood the log too.
@@ -29,6 +32,36 @@ pub(super) enum Refusal {
     AddressFull,
 }
 
+impl Refusal {
+    /// What the refused peer is told.
+    pub(super) fn to_remote_error(self, config: &Config) -> RemoteError {
+        let (setting, limit) = match self {
+            Refusal::Full => ("max_connections", config.max_connections),
+            Refusal::AddressFull => (
+                "max_connections_per_address",
+                config.max_connections_per_address,
+            ),
+        };
+        RemoteError::TooManyConnections {
+            setting: setting.into(),
+            limit,
+        }
+    }
+}
+
+/// The key a connection from `address` is counted under for the per-address cap: the address
+/// itself for IPv4, its /64 network for IPv6 (one host is commonly given a whole /64, so
+/// counting single addresses would let it take every slot).
+fn source_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 impl Admission {
     pub(super) fn new(max_connections: usize, max_per_address: usize) -> Admission {
         Admission {
@@ -46,7 +79,7 @@ impl Admission {
             return Err(Refusal::Full);
         }
         if let Some(address) = address {
-            let count = self.per_address.entry(address).or_insert(0);
+            let count = self.per_address.entry(source_key(address)).or_insert(0);
             if *count >= self.max_per_address {
                 return Err(Refusal::AddressFull);
             }
@@ -59,7 +92,7 @@ impl Admission {
     /// A connection admitted from `address` has closed.
     pub(super) fn release(&mut self, address: Option<IpAddr>) {
         self.open = self.open.saturating_sub(1);
-        if let Some(address) = address
+        if let Some(address) = address.map(source_key)
             && let Some(count) = self.per_address.get_mut(&address)
         {
             *count -= 1;
@@ -118,6 +151,23 @@ mod tests {
         assert_eq!(admission.admit(Some(a)), Ok(()));
         admission.release(Some(b));
         assert_eq!(admission.admit(None), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_network() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut admission = Admission::new(10, 1);
+        assert_eq!(admission.admit(Some(a)), Ok(()));
+        assert_eq!(admission.admit(Some(b)), Err(Refusal::AddressFull));
+        assert_eq!(admission.admit(Some(other)), Ok(()));
+        assert_eq!(admission.admit(Some(v4)), Ok(()));
+        assert_eq!(admission.admit(Some(mapped)), Err(Refusal::AddressFull));
+        admission.release(Some(b));
+        assert_eq!(admission.admit(Some(a)), Ok(()));
     }
 
     #[test]

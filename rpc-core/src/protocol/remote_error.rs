@@ -73,4 +73,14 @@ pub enum RemoteError {
     /// The daemon is shutting down and takes no new work.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// The daemon serves as many connections as a limit of its allows (in all, or from the
+    /// client's address), and refused this one before reading anything from it.
+    #[error("the daemon serves its limit of {limit} connections (`Config::{setting}`)")]
+    TooManyConnections {
+        /// The `Config` field that sets the limit: `max_connections` or
+        /// `max_connections_per_address`.
+        setting: String,
+        /// Its value.
+        limit: usize,
+    },
 }

@@ -42,7 +42,9 @@ impl std::fmt::Debug for Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The last proxy clone is gone: stop the tasks; dropping the halves closes the socket.
+        // The last proxy clone is gone: stop the tasks, and close the socket now rather than
+        // when the aborted writer task is dropped, so the daemon frees its slot at once.
+        self.reader.get_mut().get_ref().shutdown();
         self.writing.abort();
         self.watchdog.abort();
     }
@@ -234,12 +236,20 @@ impl Link {
                 self.handshaken.store(true, Ordering::Release);
                 Ok(None)
             }
-            kind if !handshaken && kind != Kind::Close => {
-                Err(Ended::Protocol(ProtocolError::Unexpected {
-                    kind,
-                    context: "the daemon must answer the handshake first",
-                }))
+            // Closed before the handshake was answered: the daemon read no call (it was full,
+            // say), and says why.
+            Kind::Close if !handshaken => {
+                Err(match decode_remote_error(self.format, &message.body) {
+                    Ok(refusal) => Ended::Refused(refusal),
+                    Err(error) => Ended::Lost(format!(
+                        "the daemon closed the connection with an unreadable reason: {error}"
+                    )),
+                })
             }
+            kind if !handshaken => Err(Ended::Protocol(ProtocolError::Unexpected {
+                kind,
+                context: "the daemon must answer the handshake first",
+            })),
             // A reply nobody waits for belongs to a call that was cancelled or timed out.
             Kind::Reply | Kind::Pong if mine == Some(header.request_id) => Ok(Some(message)),
             Kind::Reply | Kind::Pong => {

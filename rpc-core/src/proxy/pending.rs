@@ -21,7 +21,8 @@ pub(crate) enum Ended {
     Lost(String),
     /// The daemon broke the protocol, or sent a frame over our limit.
     Protocol(ProtocolError),
-    /// The daemon refused the handshake (an unknown object, say).
+    /// The daemon refused the connection or its handshake (an unknown object, a full
+    /// daemon), before reading any call.
     Refused(RemoteError),
 }
 
@@ -30,9 +31,10 @@ impl Ended {
         match self {
             Ended::Lost(reason) => Error::ConnectionLost(reason.clone()),
             Ended::Protocol(error) => Error::Protocol(error.clone()),
-            Ended::Refused(refusal) => {
-                Error::from_remote(refusal.clone(), std::time::Duration::ZERO)
+            Ended::Refused(RemoteError::UnknownObject { object }) => {
+                Error::UnknownObject(object.clone())
             }
+            Ended::Refused(refusal) => Error::Refused(refusal.clone()),
         }
     }
 }

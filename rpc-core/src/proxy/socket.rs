@@ -17,6 +17,18 @@ pub(crate) enum ReadHalf {
     Unix(unix::OwnedReadHalf),
 }
 
+impl ReadHalf {
+    /// Shuts the whole socket down, both ways, though the write half lives on in a task.
+    pub(crate) fn shutdown(&self) {
+        let socket = match self {
+            ReadHalf::Tcp(half) => socket2::SockRef::from(half.as_ref()),
+            ReadHalf::Unix(half) => socket2::SockRef::from(half.as_ref()),
+        };
+        // A socket that is closed already needs nothing more.
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 impl AsyncRead for ReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,
