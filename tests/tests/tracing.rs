@@ -93,3 +93,39 @@ async fn every_call_is_traced_on_both_sides() {
     assert_eq!(proxy_calls[1]["outcome"], "error");
     assert_eq!(proxy_calls[0]["request_id"], daemon_calls[0]["request_id"]);
 }
+
+#[tokio::test]
+async fn calls_that_wait_for_a_slot_at_the_call_cap_are_marked() {
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(Recorder(events.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let config = rpc_core::Config::default().max_calls_per_connection(2);
+    let (daemon, calc, _) = rpc_tests::serve_calc_with(config).await;
+    calc.add(0, 0).await.unwrap();
+    // Three calls at once on one connection with two slots: the third waits for one.
+    let (a, b, c) = tokio::join!(calc.slow(1, 50), calc.slow(2, 50), calc.slow(3, 50));
+    assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 2, 3));
+    daemon.shutdown().await;
+
+    let events = events.lock().unwrap();
+    let message =
+        |fields: &BTreeMap<String, String>| fields.get("message").cloned().unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|(_, fields)| message(fields).contains("call cap")),
+        "no event says the connection reached its call cap: {events:?}"
+    );
+    let slow: Vec<&BTreeMap<String, String>> = events
+        .iter()
+        .filter(|(t, f)| t == "rpc_core::daemon" && message(f) == "call" && f["method"] == "slow")
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(slow.len(), 3, "{events:?}");
+    let waited = slow
+        .iter()
+        .filter(|f| f["waited_for_slot"] == "true")
+        .count();
+    assert_eq!(waited, 1, "{slow:?}");
+}

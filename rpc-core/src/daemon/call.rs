@@ -39,6 +39,8 @@ pub(crate) struct CallContext<'a> {
     pub(crate) max_body_len: usize,
     pub(crate) max_nesting_depth: usize,
     pub(crate) peer: &'a Arc<str>,
+    /// Whether the call was read after the connection had paused at its call cap.
+    pub(crate) waited_for_slot: bool,
     /// A buffer for the reply frame.
     pub(crate) reply_buffer: BytesMut,
 }
@@ -82,6 +84,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         body: message.body.clone(),
         traced: tracing::enabled!(target: "rpc_core::daemon", tracing::Level::DEBUG)
             .then(|| (context.object.id().clone(), context.peer.clone())),
+        waited_for_slot: context.waited_for_slot,
     };
     let mut future = match dispatched {
         Ok(future) => future,
@@ -133,6 +136,7 @@ struct Ending {
     body: Bytes,
     /// The object and the peer, when someone listens for the trace event.
     traced: Option<(Arc<str>, Arc<str>)>,
+    waited_for_slot: bool,
 }
 
 impl Ending {
@@ -157,6 +161,7 @@ impl Ending {
                 request_id = self.request_id,
                 elapsed_us = self.started.elapsed().as_micros() as u64,
                 outcome = match &outcome { Ok(_) => "ok", Err(error) => error_kind(error) },
+                waited_for_slot = self.waited_for_slot,
                 "call"
             );
         }

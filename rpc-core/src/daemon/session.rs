@@ -40,6 +40,8 @@ where
         instance: None,
         calls: JoinSet::new(),
         in_flight: HashMap::new(),
+        at_call_cap: None,
+        resumed_from_cap: false,
     };
     if let Err(error) = session.run(reader).await {
         tracing::debug!(target: "rpc_core::daemon", peer = %session.peer, %error, "connection write failed");
@@ -57,6 +59,10 @@ struct Session<W> {
     /// Calls that had to be spawned; each task returns its request id and reply frame.
     calls: JoinSet<(u64, Option<BytesMut>)>,
     in_flight: HashMap<u64, AbortHandle>,
+    /// Since when reading has paused because `Config::max_calls_per_connection` calls run.
+    at_call_cap: Option<std::time::Instant>,
+    /// Whether the calls being read now waited for a slot (reading had paused at the cap).
+    resumed_from_cap: bool,
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -81,7 +87,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             tokio::select! {
                 biased;
                 written = self.outgoing.write_to(&mut self.writer), if !self.outgoing.is_empty() => written?,
-                Some(done) = self.calls.join_next(), if !self.calls.is_empty() => self.finished(done),
+                Some(done) = self.calls.join_next(), if !self.calls.is_empty() => {
+                    self.finished(done);
+                    self.note_call_cap(max_calls);
+                }
                 () = &mut shutdown => break,
                 // At either cap, stop reading: the peer waits, and TCP flow control slows it.
                 message = reader.read_message(),
@@ -101,11 +110,40 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         self.close(error);
                         break;
                     }
+                    self.resumed_from_cap = false;
+                    self.note_call_cap(max_calls);
                     self.write_now()?;
                 }
             }
         }
         self.finish().await
+    }
+
+    /// Traces when reading pauses at the call cap and when it resumes, so that calls that
+    /// waited for a slot can be told apart (their own events say `waited_for_slot`).
+    fn note_call_cap(&mut self, max_calls: usize) {
+        match self.at_call_cap {
+            None if self.calls.len() >= max_calls => {
+                self.at_call_cap = Some(std::time::Instant::now());
+                tracing::debug!(
+                    target: "rpc_core::daemon",
+                    peer = %self.peer,
+                    max_calls,
+                    "connection at its call cap (`Config::max_calls_per_connection`); its next calls wait for a slot"
+                );
+            }
+            Some(since) if self.calls.len() < max_calls => {
+                self.at_call_cap = None;
+                self.resumed_from_cap = true;
+                tracing::debug!(
+                    target: "rpc_core::daemon",
+                    peer = %self.peer,
+                    paused_us = since.elapsed().as_micros() as u64,
+                    "a call slot is free; reading resumes"
+                );
+            }
+            _ => {}
+        }
     }
 
     /// Writes the replies that are ready, if the socket takes them now: it almost always does,
@@ -254,6 +292,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             max_body_len: self.shared.config.max_body_len(),
             max_nesting_depth: self.shared.config.max_nesting_depth,
             peer: &self.peer,
+            waited_for_slot: self.resumed_from_cap,
             reply_buffer: self.outgoing.take_spare(),
         };
         match call::start(context, message)? {
