@@ -162,6 +162,10 @@ pub struct NameServerConfig {
     pub broadcast_rounds: u32,
     /// How long to wait for an answer after each broadcast. Default 300 ms.
     pub broadcast_timeout: Duration,
+    /// Hosts a discovery answer may name besides the address it came from, for a nameserver
+    /// that advertises another address (`nameserver serve --advertise`). Default none: an
+    /// answer must name the host that sent it, so a stranger cannot point clients elsewhere.
+    pub trusted_hosts: Vec<String>,
 }
 
 impl Default for NameServerConfig {
@@ -174,6 +178,7 @@ impl Default for NameServerConfig {
             broadcast_port: None,
             broadcast_rounds: 3,
             broadcast_timeout: Duration::from_millis(300),
+            trusted_hosts: Vec::new(),
         }
     }
 }

@@ -347,3 +347,78 @@ async fn a_daemon_on_every_interface_never_advertises_the_unspecified_address() 
             .starts_with("PYRO:x@worker.example:")
     );
 }
+
+/// A discovery responder on 127.0.0.1 that answers every request with each of `answers`.
+async fn responder(answers: Vec<String>) -> (u16, tokio::task::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        while let Ok((_, from)) = socket.recv_from(&mut buf).await {
+            for answer in &answers {
+                let _ = socket.send_to(answer.as_bytes(), from).await;
+            }
+        }
+    });
+    (port, task)
+}
+
+fn asking(port: u16) -> Config {
+    let mut config = Config::default();
+    config.nameserver.broadcast_addresses = Some(vec!["127.0.0.1".parse().unwrap()]);
+    config.nameserver.broadcast_port = Some(port);
+    config.nameserver.broadcast_rounds = 3;
+    // Nothing listens on the nameserver port at localhost.
+    config.nameserver.port = Some(1);
+    config
+}
+
+#[tokio::test]
+async fn a_rogue_discovery_answer_cannot_crash_or_redirect_the_client() {
+    // A name to resolve (which once sent the client into discovery again, until its stack
+    // overflowed), a local socket of the sender's choosing, another host, another object.
+    let (port, rogue) = responder(
+        [
+            "PYRONAME:x",
+            "PYROMETA:x",
+            "PYRO:Pyro.NameServer@./u:/tmp/rogue.sock",
+            "PYRO:Pyro.NameServer@10.0.0.1:9090",
+            "PYRO:calc@127.0.0.1:9090",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let error = within("locating through a rogue responder", locate_ns(&asking(port)))
+        .await
+        .unwrap_err();
+    match &error {
+        Error::NameServerNotFound { tried } => {
+            assert!(tried.iter().any(|t| t.contains("ignored")), "{tried:?}")
+        }
+        other => panic!("expected NameServerNotFound, got {other:?}"),
+    }
+    rogue.abort();
+}
+
+#[tokio::test]
+async fn every_discovery_answer_is_tried_before_giving_up() {
+    let (ns, _) = nameserver().await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let live = ns.daemon().local_addr().unwrap().port();
+    let (port, responder) = responder(vec![
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{dead_port}"),
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{live}"),
+    ])
+    .await;
+    let names = within("discovery", locate_ns(&asking(port)))
+        .await
+        .unwrap();
+    assert_eq!(
+        names.proxy().uri().to_string(),
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{live}")
+    );
+    responder.abort();
+}

@@ -34,12 +34,8 @@ pub async fn locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
     }
     let mut tried = Vec::new();
     if settings.broadcast {
-        match discover(settings).await {
-            Ok(uri) => match connect(&uri, config).await {
-                Ok(proxy) => return Ok(proxy),
-                Err(error) => tried.push(format!("{uri} (answered the broadcast): {error}")),
-            },
-            Err(reason) => tried.push(reason),
+        if let Some(proxy) = discover(settings, config, &mut tried).await {
+            return Ok(proxy);
         }
     }
     let local = nameserver_uri(Ipv4Addr::LOCALHOST.to_string(), port);
@@ -108,9 +104,14 @@ async fn connect(uri: &Uri, config: &Config) -> Result<NameServerProxy, Error> {
     Ok(NameServerProxy::from_proxy(proxy))
 }
 
-/// Broadcasts `GET_NSURI` and returns the first URI that comes back; on failure, a sentence
-/// saying what was tried.
-async fn discover(settings: &NameServerConfig) -> Result<Uri, String> {
+/// Broadcasts `GET_NSURI` and connects to the first nameserver that answers acceptably and
+/// accepts the connection, trying every answer in the order they come; notes in `tried` what
+/// failed.
+async fn discover(
+    settings: &NameServerConfig,
+    config: &Config,
+    tried: &mut Vec<String>,
+) -> Option<NameServerProxy> {
     let port = settings.broadcast_port();
     let targets: Vec<SocketAddr> = settings
         .broadcast_addresses()
@@ -128,13 +129,18 @@ async fn discover(settings: &NameServerConfig) -> Result<Uri, String> {
         settings.broadcast_rounds,
         settings.broadcast_timeout,
     );
-    let failed = |reason: String| format!("{what}: {reason}");
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    socket
-        .set_broadcast(true)
-        .map_err(|e| failed(e.to_string()))?;
+    let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            tried.push(format!("{what}: {error}"));
+            return None;
+        }
+    };
+    if let Err(error) = socket.set_broadcast(true) {
+        tried.push(format!("{what}: {error}"));
+        return None;
+    }
+    let mut answered: Vec<Uri> = Vec::new();
     let mut last_error = "no answer".to_owned();
     for _ in 0..settings.broadcast_rounds.max(1) {
         for target in &targets {
@@ -149,14 +155,87 @@ async fn discover(settings: &NameServerConfig) -> Result<Uri, String> {
             let Ok((len, from)) = received else {
                 break;
             };
-            match std::str::from_utf8(&buf[..len]).map(str::parse::<Uri>) {
-                Ok(Ok(uri)) => {
-                    tracing::debug!(target: "rpc_core::naming", %from, %uri, "nameserver answered the broadcast");
-                    return Ok(uri);
+            let uri = match acceptable_answer(&buf[..len], from, settings) {
+                Ok(uri) => uri,
+                Err(reason) => {
+                    tracing::debug!(target: "rpc_core::naming", %from, reason, "discovery answer ignored");
+                    last_error = format!("{from} answered, and was ignored: {reason}");
+                    continue;
                 }
-                _ => last_error = format!("{from} answered with something other than a URI"),
+            };
+            // Each nameserver answers every round; one that failed is not tried again.
+            if answered.contains(&uri) {
+                continue;
+            }
+            tracing::debug!(target: "rpc_core::naming", %from, %uri, "nameserver answered the broadcast");
+            answered.push(uri.clone());
+            match connect(&uri, config).await {
+                Ok(proxy) => return Some(proxy),
+                Err(error) => tried.push(format!("{uri} (answered the broadcast): {error}")),
             }
         }
     }
-    Err(failed(last_error))
+    if answered.is_empty() {
+        tried.push(format!("{what}: {last_error}"));
+    }
+    None
+}
+
+/// The URI in a discovery answer from `from`, if it may be believed: a `PYRO:` URI for the
+/// nameserver object over TCP at the host that answered (or one the configuration trusts).
+/// Anything else could send the client to a name to resolve (and so to discovery again),
+/// to a local socket of the sender's choosing, or to another host.
+fn acceptable_answer(
+    answer: &[u8],
+    from: SocketAddr,
+    settings: &NameServerConfig,
+) -> Result<Uri, &'static str> {
+    let text = std::str::from_utf8(answer).map_err(|_| "not text")?;
+    let uri: Uri = text.parse().map_err(|_| "not a URI")?;
+    let Uri::Direct { object, location } = &uri else {
+        return Err("not a `PYRO:` URI");
+    };
+    if object != NAMESERVER_OBJECT_ID {
+        return Err("not the nameserver object");
+    }
+    let Location::Tcp { host, .. } = location else {
+        return Err("not a TCP address");
+    };
+    let same_host = host.parse::<IpAddr>().is_ok_and(|ip| ip == from.ip());
+    if !same_host && !settings.trusted_hosts.iter().any(|trusted| trusted == host) {
+        return Err("names a host other than the one that answered");
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_nameserver_at_the_answering_host_is_believed() {
+        let from: SocketAddr = "10.1.2.3:9091".parse().unwrap();
+        let mut settings = NameServerConfig::default();
+        let check = |answer: &str, settings: &NameServerConfig| {
+            acceptable_answer(answer.as_bytes(), from, settings).map(|uri| uri.to_string())
+        };
+        assert_eq!(
+            check("PYRO:Pyro.NameServer@10.1.2.3:9090", &settings),
+            Ok("PYRO:Pyro.NameServer@10.1.2.3:9090".into())
+        );
+        for (answer, reason) in [
+            ("PYRONAME:x", "not a `PYRO:` URI"),
+            ("PYROMETA:x", "not a `PYRO:` URI"),
+            ("PYRO:Pyro.NameServer@./u:/tmp/socket", "not a TCP address"),
+            ("PYRO:other@10.1.2.3:9090", "not the nameserver object"),
+            ("PYRO:Pyro.NameServer@10.9.9.9:9090", "names a host other"),
+            ("PYRO:Pyro.NameServer@ns.example:9090", "names a host other"),
+            ("garbage", "not a URI"),
+        ] {
+            assert_eq!(check(answer, &settings), Err(reason), "{answer}");
+        }
+        assert!(check("\u{ff}", &settings).is_err());
+        settings.trusted_hosts = vec!["ns.example".into()];
+        assert!(check("PYRO:Pyro.NameServer@ns.example:9090", &settings).is_ok());
+    }
 }
