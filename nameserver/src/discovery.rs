@@ -1,7 +1,9 @@
 //! The UDP responder of broadcast discovery: answers `GET_NSURI` with the nameserver's URI.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use rpc_core::{DISCOVERY_REQUEST, Location, Uri};
 use tokio::net::UdpSocket;
@@ -13,6 +15,8 @@ use tokio::task::JoinHandle;
 /// URI names the address of the interface that faces the requester, so a client on any network
 /// the machine is on gets an address it can reach. Any datagram other than the 9 bytes
 /// `GET_NSURI` is ignored; nothing is allocated per datagram beyond the receive buffer.
+/// Answers are rate-limited per source address (8 a second) and in all (256 a second), so
+/// the responder cannot be used to flood a host whose address a request claims.
 #[derive(Debug)]
 pub struct DiscoveryResponder {
     local_addr: SocketAddr,
@@ -49,9 +53,63 @@ impl Drop for DiscoveryResponder {
     }
 }
 
+/// Answers per source address within one [`ANSWER_WINDOW`]: a client asks a few times per
+/// lookup, so more is a flood, or a reflection aimed at the claimed source.
+const ANSWERS_PER_SOURCE: u32 = 8;
+
+/// Answers in all within one [`ANSWER_WINDOW`], so spoofed sources cannot make the responder
+/// an amplifier either.
+const ANSWERS_IN_ALL: u32 = 256;
+
+/// The window the answer limits count in.
+const ANSWER_WINDOW: Duration = Duration::from_secs(1);
+
+/// Source addresses remembered within one window; beyond, new sources count in all only.
+const SOURCES_REMEMBERED: usize = 4096;
+
+/// Counts answers per source and in all, in fixed windows.
+#[derive(Debug)]
+struct AnswerLimit {
+    window_start: Instant,
+    in_all: u32,
+    per_source: HashMap<IpAddr, u32>,
+}
+
+impl AnswerLimit {
+    fn new(now: Instant) -> AnswerLimit {
+        AnswerLimit {
+            window_start: now,
+            in_all: 0,
+            per_source: HashMap::new(),
+        }
+    }
+
+    /// Whether `source` may get an answer at `now`, counting it if so.
+    fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
+        if now.duration_since(self.window_start) >= ANSWER_WINDOW {
+            *self = AnswerLimit::new(now);
+        }
+        if self.in_all >= ANSWERS_IN_ALL {
+            return false;
+        }
+        let remembered = self.per_source.len() < SOURCES_REMEMBERED;
+        match self.per_source.get_mut(&source) {
+            Some(count) if *count >= ANSWERS_PER_SOURCE => return false,
+            Some(count) => *count += 1,
+            None if remembered => {
+                self.per_source.insert(source, 1);
+            }
+            None => {}
+        }
+        self.in_all += 1;
+        true
+    }
+}
+
 async fn answer(socket: UdpSocket, nameserver: Uri, rewrite_host: bool) {
     // One byte more than a request, so a longer datagram is told apart from one.
     let mut buf = [0u8; DISCOVERY_REQUEST.len() + 1];
+    let mut limit = AnswerLimit::new(Instant::now());
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -61,6 +119,10 @@ async fn answer(socket: UdpSocket, nameserver: Uri, rewrite_host: bool) {
             }
         };
         if &buf[..len] != DISCOVERY_REQUEST {
+            continue;
+        }
+        if !limit.allow(from.ip(), Instant::now()) {
+            tracing::debug!(target: "nameserver::discovery", %from, "answer limit reached; request ignored");
             continue;
         }
         let uri = if rewrite_host {
@@ -109,5 +171,25 @@ fn with_host(uri: &Uri, ip: IpAddr) -> Uri {
             },
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_limited_per_source_and_in_all_per_window() {
+        let start = Instant::now();
+        let mut limit = AnswerLimit::new(start);
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        let allowed = (0..20).filter(|_| limit.allow(one, start)).count();
+        assert_eq!(allowed, ANSWERS_PER_SOURCE as usize);
+        let others = (0..1000u32)
+            .filter(|n| limit.allow(IpAddr::from(n.to_be_bytes()), start))
+            .count();
+        assert_eq!(others, (ANSWERS_IN_ALL - ANSWERS_PER_SOURCE) as usize);
+        // A new window starts afresh.
+        assert!(limit.allow(one, start + ANSWER_WINDOW));
     }
 }

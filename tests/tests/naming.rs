@@ -389,9 +389,12 @@ async fn a_rogue_discovery_answer_cannot_crash_or_redirect_the_client() {
         .to_vec(),
     )
     .await;
-    let error = within("locating through a rogue responder", locate_ns(&asking(port)))
-        .await
-        .unwrap_err();
+    let error = within(
+        "locating through a rogue responder",
+        locate_ns(&asking(port)),
+    )
+    .await
+    .unwrap_err();
     match &error {
         Error::NameServerNotFound { tried } => {
             assert!(tried.iter().any(|t| t.contains("ignored")), "{tried:?}")
@@ -413,12 +416,41 @@ async fn every_discovery_answer_is_tried_before_giving_up() {
         format!("PYRO:Pyro.NameServer@127.0.0.1:{live}"),
     ])
     .await;
-    let names = within("discovery", locate_ns(&asking(port)))
-        .await
-        .unwrap();
+    let names = within("discovery", locate_ns(&asking(port))).await.unwrap();
     assert_eq!(
         names.proxy().uri().to_string(),
         format!("PYRO:Pyro.NameServer@127.0.0.1:{live}")
     );
     responder.abort();
+}
+
+#[tokio::test]
+async fn the_responder_answers_a_flood_from_one_source_only_a_few_times() {
+    let (ns, _) = discoverable().await;
+    let responder =
+        std::net::SocketAddr::from(([127, 0, 0, 1], ns.discovery_addr().unwrap().port()));
+    let flooder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..200 {
+        flooder
+            .send_to(rpc_core::DISCOVERY_REQUEST, responder)
+            .await
+            .unwrap();
+    }
+    // Another client is still answered; the responder reads in order, so once it has its
+    // answer, every answer to the flood has been sent.
+    let honest = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    honest
+        .send_to(rpc_core::DISCOVERY_REQUEST, responder)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    within("an answer to another client", honest.recv_from(&mut buf))
+        .await
+        .unwrap();
+    let mut answered = 0;
+    while flooder.try_recv_from(&mut buf).is_ok() {
+        answered += 1;
+    }
+    assert!(answered <= 8, "{answered} answers to one source");
+    assert!(answered > 0, "a client asking a few times is answered");
 }
