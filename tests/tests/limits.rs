@@ -369,3 +369,29 @@ async fn a_peer_that_does_not_read_its_replies_is_no_longer_read() {
     assert!(grown < 32 << 20, "memory grew by {grown} bytes");
     drop(stream);
 }
+
+#[tokio::test]
+async fn slow_calls_after_large_frames_do_not_pin_the_receive_buffers() {
+    // Each round: a call with a frame near the message limit, then a call that never ends,
+    // on the same connection. A waiting call must keep only its own arguments alive, not the
+    // buffer its frame arrived in.
+    let (daemon, calc, implementation) = serve_calc_with(Config::default()).await;
+    let rounds = scaled(32, 16);
+    let payload = serde_bytes::ByteBuf::from(vec![7u8; rpc_core::DEFAULT_MAX_MESSAGE_SIZE - 1024]);
+    calc.echo(payload.clone()).await.unwrap();
+    let before = resident_bytes();
+    let mut hanging = Vec::new();
+    for _ in 0..rounds {
+        calc.echo(payload.clone()).await.unwrap();
+        hanging.push(rpc_tests::spawn_hang(&calc));
+    }
+    implementation.probe.hangs_started.wait_for(rounds as u64).await;
+    let grown = resident_bytes().saturating_sub(before);
+    println!(
+        "{rounds} rounds of an 8 MiB call and a waiting call: memory grew {} KiB",
+        grown / 1024
+    );
+    assert!(grown < 48 << 20, "memory grew by {} MiB", grown >> 20);
+    drop(hanging);
+    drop(daemon);
+}

@@ -81,7 +81,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         oneway,
         format: context.format,
         started,
-        body: message.body.clone(),
+        method: Method::InBody(message.body.clone()),
         traced: tracing::enabled!(target: "rpc_core::daemon", tracing::Level::DEBUG)
             .then(|| (context.object.id().clone(), context.peer.clone())),
         waited_for_slot: context.waited_for_slot,
@@ -108,7 +108,13 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
             let error = ending.panicked(&*panic);
             Started::Done(ending.finish(Err(error)))
         }
-        Ok(Poll::Pending) => Started::Waiting(Box::pin(async move {
+        Ok(Poll::Pending) => Started::Waiting(Box::pin({
+            // The body is a slice of the connection's receive buffer, which may hold a
+            // frame of megabytes: a call that outlives this pass keeps a copy of its method
+            // name only, so it pins no more than its own decoded arguments.
+            let mut ending = ending;
+            ending.method = Method::Owned(ending.method().into());
+            async move {
             let guarded = AssertUnwindSafe(future).catch_unwind();
             let finished = match deadline {
                 Some(at) => deadline::run_within(at, guarded).await,
@@ -122,8 +128,16 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
                 Some(Err(panic)) => Err(ending.panicked(&*panic)),
             };
             ending.finish(outcome)
-        })),
+        }})),
     })
+}
+
+/// Where a call's method name is kept.
+enum Method {
+    /// In the invoke body, while the call runs in the pass that read it (no copy).
+    InBody(Bytes),
+    /// Copied out, for a call that waits.
+    Owned(Box<str>),
 }
 
 /// What the end of a call needs: its reply frame and its trace event.
@@ -132,8 +146,8 @@ struct Ending {
     oneway: bool,
     format: Format,
     started: Instant,
-    /// The invoke body, for the method name in errors and the trace event.
-    body: Bytes,
+    /// The method name, for errors and the trace event.
+    method: Method,
     /// The object and the peer, when someone listens for the trace event.
     traced: Option<(Arc<str>, Arc<str>)>,
     waited_for_slot: bool,
@@ -141,7 +155,11 @@ struct Ending {
 
 impl Ending {
     fn method(&self) -> String {
-        Invoke::decode(&self.body).map_or_else(|_| String::new(), |invoke| invoke.method.to_owned())
+        match &self.method {
+            Method::InBody(body) => Invoke::decode(body)
+                .map_or_else(|_| String::new(), |invoke| invoke.method.to_owned()),
+            Method::Owned(name) => name.to_string(),
+        }
     }
 
     fn panicked(&self, panic: &(dyn Any + Send)) -> RemoteError {
