@@ -74,6 +74,11 @@ pub struct Config {
     /// dead and every call on it fails with [`Error::ConnectionLost`](crate::Error::ConnectionLost).
     /// Default 10 s.
     pub keepalive_timeout: Duration,
+    /// Daemon: the longest a call may run, whatever deadline its caller sent (a call sent
+    /// with none gets this one); `None` lets calls without a deadline run for ever. Default
+    /// 10 minutes: far above the proxies' default timeout of 30 s, so only calls whose
+    /// caller asked for more, or for no limit, are cut.
+    pub max_call_duration: Option<Duration>,
     /// Daemon: how long a graceful shutdown waits for calls in flight. Default 5 s.
     pub shutdown_grace: Duration,
     /// Daemon: the host to put in the URIs it hands out. Default `None`: the bound address,
@@ -107,6 +112,7 @@ impl Default for Config {
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_timeout: Duration::from_secs(10),
             max_calls_per_connection: 128,
+            max_call_duration: Some(Duration::from_secs(600)),
             shutdown_grace: Duration::from_secs(5),
             advertise_host: None,
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
@@ -145,6 +151,7 @@ impl Config {
         max_handshake_size: usize,
         keepalive_interval: Option<Duration>,
         keepalive_timeout: Duration,
+        max_call_duration: Option<Duration>,
         shutdown_grace: Duration,
         advertise_host: Option<String>,
         max_nesting_depth: usize,

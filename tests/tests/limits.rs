@@ -385,7 +385,11 @@ async fn slow_calls_after_large_frames_do_not_pin_the_receive_buffers() {
         calc.echo(payload.clone()).await.unwrap();
         hanging.push(rpc_tests::spawn_hang(&calc));
     }
-    implementation.probe.hangs_started.wait_for(rounds as u64).await;
+    implementation
+        .probe
+        .hangs_started
+        .wait_for(rounds as u64)
+        .await;
     let grown = resident_bytes().saturating_sub(before);
     println!(
         "{rounds} rounds of an 8 MiB call and a waiting call: memory grew {} KiB",
@@ -394,4 +398,60 @@ async fn slow_calls_after_large_frames_do_not_pin_the_receive_buffers() {
     assert!(grown < 48 << 20, "memory grew by {} MiB", grown >> 20);
     drop(hanging);
     drop(daemon);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_takes_its_calls_and_its_slot_with_it() {
+    // Each attacker starts a call with no deadline that would run for ever, then leaves. The
+    // daemon cancels it and frees the slot at once, so the slots never run out.
+    let slots = scaled(1024, 16);
+    let config = Config::default()
+        .max_connections(slots)
+        .max_connections_per_address(slots);
+    let (daemon, calc, implementation) = serve_calc_with(config).await;
+    for round in 1..=scaled(4, 3) {
+        for _ in 0..slots {
+            let mut attacker = RawClient::connect(&daemon).await;
+            attacker.handshake("calc").await;
+            attacker.send(&invoke_frame(1, "hang", &())).await;
+            drop(attacker);
+        }
+        let left = (round * slots) as u64;
+        implementation.probe.hangs_started.wait_for(left).await;
+        implementation.probe.hangs_dropped.wait_for(left).await;
+    }
+    assert_eq!(implementation.probe.running.now(), 0);
+    assert_eq!(within("a fresh client", calc.add(1, 2)).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_call_without_a_deadline_meets_the_daemons_maximum_duration() {
+    let config = Config::default().max_call_duration(Some(Duration::from_millis(50)));
+    let (daemon, _, implementation) = serve_calc_with(config).await;
+    let mut raw = RawClient::connect(&daemon).await;
+    raw.handshake("calc").await;
+    raw.send(&invoke_frame(1, "hang", &())).await;
+    let reply = raw.receive().await.expect("a reply");
+    assert!(
+        matches!(RawClient::remote_error(&reply), RemoteError::DeadlineExceeded { method } if method == "hang"),
+        "{reply:?}"
+    );
+    implementation.probe.hangs_dropped.wait_for(1).await;
+}
+
+#[tokio::test]
+async fn after_a_protocol_violation_the_daemon_sends_close_and_nothing_else() {
+    let (daemon, _, implementation) = serve_calc_with(Config::default()).await;
+    let mut raw = RawClient::connect(&daemon).await;
+    raw.handshake("calc").await;
+    raw.send(&invoke_frame(1, "hang", &())).await;
+    implementation.probe.hangs_started.wait_for(1).await;
+    // A second handshake breaks the protocol.
+    let again = Message::encode(Kind::Handshake, Flags::NONE, 0, b"calc", 1 << 20).unwrap();
+    raw.send(&again).await;
+    let close = raw.receive().await.expect("the daemon says why");
+    assert_eq!(close.header.kind, Kind::Close);
+    assert!(raw.receive().await.is_none(), "nothing after the close");
+    // The call it had started is cancelled, not left to run.
+    implementation.probe.hangs_dropped.wait_for(1).await;
 }

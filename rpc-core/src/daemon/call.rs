@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -38,6 +38,8 @@ pub(crate) struct CallContext<'a> {
     pub(crate) format: Format,
     pub(crate) max_body_len: usize,
     pub(crate) max_nesting_depth: usize,
+    /// `Config::max_call_duration` of the daemon.
+    pub(crate) max_call_duration: Option<Duration>,
     pub(crate) peer: &'a Arc<str>,
     /// Whether the call was read after the connection had paused at its call cap.
     pub(crate) waited_for_slot: bool,
@@ -90,9 +92,13 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         Ok(future) => future,
         Err(error) => return Ok(Started::Done(ending.finish(Err(error)))),
     };
-    let deadline = invoke
-        .deadline
-        .map(|deadline| tokio::time::Instant::from_std(started) + deadline);
+    // A call without a deadline, or with a longer one, gets the daemon's own maximum, so a
+    // client cannot leave work running for ever.
+    let allowed = match (invoke.deadline, context.max_call_duration) {
+        (Some(asked), Some(most)) => Some(asked.min(most)),
+        (asked, most) => asked.or(most),
+    };
+    let deadline = allowed.map(|allowed| tokio::time::Instant::from_std(started) + allowed);
     // The first poll, here and now. Its waker does nothing: a call that must wait is polled
     // again at once by its task, with that task's waker.
     let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -115,20 +121,21 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
             let mut ending = ending;
             ending.method = Method::Owned(ending.method().into());
             async move {
-            let guarded = AssertUnwindSafe(future).catch_unwind();
-            let finished = match deadline {
-                Some(at) => deadline::run_within(at, guarded).await,
-                None => Some(guarded.await),
-            };
-            let outcome = match finished {
-                None => Err(RemoteError::DeadlineExceeded {
-                    method: ending.method(),
-                }),
-                Some(Ok(outcome)) => outcome,
-                Some(Err(panic)) => Err(ending.panicked(&*panic)),
-            };
-            ending.finish(outcome)
-        }})),
+                let guarded = AssertUnwindSafe(future).catch_unwind();
+                let finished = match deadline {
+                    Some(at) => deadline::run_within(at, guarded).await,
+                    None => Some(guarded.await),
+                };
+                let outcome = match finished {
+                    None => Err(RemoteError::DeadlineExceeded {
+                        method: ending.method(),
+                    }),
+                    Some(Ok(outcome)) => outcome,
+                    Some(Err(panic)) => Err(ending.panicked(&*panic)),
+                };
+                ending.finish(outcome)
+            }
+        })),
     })
 }
 

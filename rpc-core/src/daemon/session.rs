@@ -71,7 +71,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         mut reader: FrameReader<R>,
     ) -> std::io::Result<()> {
         let Some(object) = self.handshake(&mut reader).await else {
-            return self.finish().await;
+            return self.close_now().await;
         };
         reader.set_max_body_len(self.shared.config.max_body_len());
         let max_calls = self.shared.config.max_calls_per_connection.max(1);
@@ -79,7 +79,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         // A client sends its first call right behind the handshake: answer both in one write.
         if let Err(error) = self.handle_buffered(&object, &mut reader, max_calls, max_queued) {
             self.close(error);
-            return self.finish().await;
+            return self.close_now().await;
         }
         let shared = self.shared.clone();
         let mut shutdown = shared.shutdown.watch();
@@ -99,16 +99,16 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         Ok(Some(message)) => self
                             .handle(&object, message)
                             .and_then(|()| self.handle_buffered(&object, &mut reader, max_calls, max_queued)),
-                        Ok(None) => break,
+                        Ok(None) => return self.peer_gone().await,
                         Err(ReadError::Protocol(error)) => Err(error),
                         Err(ReadError::Io(error)) => {
                             tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "connection failed");
-                            break;
+                            return self.peer_gone().await;
                         }
                     };
                     if let Err(error) = outcome {
                         self.close(error);
-                        break;
+                        return self.close_now().await;
                     }
                     self.resumed_from_cap = false;
                     self.note_call_cap(max_calls);
@@ -158,6 +158,29 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             Poll::Ready(written) => written,
             Poll::Pending => Ok(()),
         }
+    }
+
+    /// The peer closed the connection (or it failed): nobody can take the replies, so the
+    /// calls are cancelled, as a dropped call future cancels one, and the slot frees at once.
+    async fn peer_gone(&mut self) -> std::io::Result<()> {
+        self.calls.shutdown().await;
+        self.in_flight.clear();
+        Ok(())
+    }
+
+    /// Ends the connection after what is queued (a `Close` frame last, if any): the calls
+    /// still running are cancelled and send nothing more.
+    async fn close_now(&mut self) -> std::io::Result<()> {
+        self.calls.shutdown().await;
+        self.in_flight.clear();
+        // A peer that does not read gets the frame deadline to take the rest, not forever.
+        let flushed = async {
+            self.outgoing.flush_to(&mut self.writer).await?;
+            self.writer.shutdown().await
+        };
+        tokio::time::timeout(self.shared.config.frame_timeout, flushed)
+            .await
+            .unwrap_or(Ok(()))
     }
 
     /// Lets the spawned calls finish, then writes every reply still queued. A shutdown bounds
@@ -291,6 +314,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             format: self.format,
             max_body_len: self.shared.config.max_body_len(),
             max_nesting_depth: self.shared.config.max_nesting_depth,
+            max_call_duration: self.shared.config.max_call_duration,
             peer: &self.peer,
             waited_for_slot: self.resumed_from_cap,
             reply_buffer: self.outgoing.take_spare(),

@@ -33,10 +33,10 @@ pub async fn locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
             });
     }
     let mut tried = Vec::new();
-    if settings.broadcast {
-        if let Some(proxy) = discover(settings, config, &mut tried).await {
-            return Ok(proxy);
-        }
+    if settings.broadcast
+        && let Some(proxy) = discover(settings, config, &mut tried).await
+    {
+        return Ok(proxy);
     }
     let local = nameserver_uri(Ipv4Addr::LOCALHOST.to_string(), port);
     match connect(&local, config).await {
@@ -228,8 +228,14 @@ mod tests {
             ("PYROMETA:x", "not a `PYRO:` URI"),
             ("PYRO:Pyro.NameServer@./u:/tmp/socket", "not a TCP address"),
             ("PYRO:other@10.1.2.3:9090", "not the nameserver object"),
-            ("PYRO:Pyro.NameServer@10.9.9.9:9090", "names a host other"),
-            ("PYRO:Pyro.NameServer@ns.example:9090", "names a host other"),
+            (
+                "PYRO:Pyro.NameServer@10.9.9.9:9090",
+                "names a host other than the one that answered",
+            ),
+            (
+                "PYRO:Pyro.NameServer@ns.example:9090",
+                "names a host other than the one that answered",
+            ),
             ("garbage", "not a URI"),
         ] {
             assert_eq!(check(answer, &settings), Err(reason), "{answer}");
