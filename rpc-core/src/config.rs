@@ -61,8 +61,10 @@ pub struct Config {
     /// from a peer that does not read its replies. Default 4 MiB.
     pub max_queued_bytes: usize,
     /// Daemon: bytes that large frames (over 64 KiB) being received may occupy at once, over
-    /// all connections. A connection whose frame does not fit waits, within its frame
-    /// deadline, before its body is read. Default 256 MiB.
+    /// all connections. A frame draws on it as its bytes arrive (holding at most twice what
+    /// has arrived, and 16 KiB for a header alone), so headers that announce large bodies
+    /// cannot take it; a frame that needs more than is left waits, within its frame deadline,
+    /// and is not read meanwhile. Default 256 MiB.
     pub max_buffered_bytes: usize,
     /// Daemon: the largest handshake frame accepted, header included; the full
     /// `max_message_size` applies only after a successful handshake. Default 4 KiB.

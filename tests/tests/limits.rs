@@ -455,3 +455,43 @@ async fn after_a_protocol_violation_the_daemon_sends_close_and_nothing_else() {
     // The call it had started is cancelled, not left to run.
     implementation.probe.hangs_dropped.wait_for(1).await;
 }
+
+#[tokio::test]
+async fn headers_announcing_large_bodies_cannot_starve_the_receive_budget() {
+    // Each attacker sends the header of a body near the message limit and nothing more: by
+    // their headers they would take the whole budget many times over.
+    let config = Config::default()
+        .max_buffered_bytes(16 << 20)
+        .frame_timeout(Duration::from_secs(60));
+    let (daemon, calc, _) = serve_calc_with(config).await;
+    let mut header = Message::encode(Kind::Invoke, Flags::NONE, 1, b"", 1 << 20)
+        .unwrap()
+        .to_vec();
+    let announced = (rpc_core::DEFAULT_MAX_MESSAGE_SIZE - HEADER_LEN) as u32;
+    header[16..HEADER_LEN].copy_from_slice(&announced.to_be_bytes());
+    let mut attackers = Vec::new();
+    for _ in 0..scaled(200, 32) {
+        let mut raw = RawClient::connect(&daemon).await;
+        raw.handshake("calc").await;
+        raw.send(&header).await;
+        attackers.push(raw);
+    }
+    assert_eq!(
+        calc.add(1, 1).await.unwrap(),
+        2,
+        "every header has been read"
+    );
+    // An honest call with a 1 MiB body, on a new connection, is read at once.
+    let honest = CalcProxy::new(daemon.uri_for("calc"));
+    let payload = serde_bytes::ByteBuf::from(vec![1u8; 1 << 20]);
+    let started = Instant::now();
+    let echoed = within("an honest large call", honest.echo(payload))
+        .await
+        .unwrap();
+    assert_eq!(echoed.len(), 1 << 20);
+    println!(
+        "{} stalled headers: a 1 MiB call took {:?}",
+        attackers.len(),
+        started.elapsed()
+    );
+}

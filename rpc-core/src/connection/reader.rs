@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -75,6 +75,9 @@ impl Budget {
 /// common case should not touch a shared counter.
 const BUDGET_EXEMPT: usize = 64 * 1024;
 
+/// What a large frame may hold of the budget before any of its body has arrived.
+const BUDGET_STEP: usize = 16 * 1024;
+
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) fn new(io: R, max_body_len: usize, frame_timeout: Duration) -> FrameReader<R> {
         FrameReader {
@@ -130,27 +133,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(message));
             }
             self.note_partial_frame();
-            let announced = Message::announced_len(&self.buf);
-            if let (Some(budget), Some(len), None) = (&self.budget, announced, &self.held)
-                && len > BUDGET_EXEMPT
-            {
-                let kib = u32::try_from(len.div_ceil(1024))
-                    .unwrap_or(u32::MAX)
-                    .min(budget.total_kib);
-                let deadline = self.frame_started.unwrap_or_else(Instant::now) + self.frame_timeout;
-                let permit =
-                    tokio::time::timeout_at(deadline, budget.kib.clone().acquire_many_owned(kib))
-                        .await
-                        .map_err(|_| ProtocolError::FrameTimeout(self.frame_timeout))?;
-                // The semaphore is never closed, so acquiring fails only by the deadline.
-                self.held = permit.ok();
-            }
+            let allowed = self.draw_on_budget().await?;
             self.reserve_for_read();
+            let room = (self.buf.capacity() - self.buf.len()).min(allowed);
+            let mut window = (&mut self.buf).limit(room);
             let read = match self.frame_started {
-                None => self.io.read_buf(&mut self.buf).await?,
+                None => self.io.read_buf(&mut window).await?,
                 Some(started) => {
                     let deadline = started + self.frame_timeout;
-                    tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf))
+                    tokio::time::timeout_at(deadline, self.io.read_buf(&mut window))
                         .await
                         .map_err(|_| ProtocolError::FrameTimeout(self.frame_timeout))??
                 }
@@ -159,6 +150,52 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return self.end_of_stream();
             }
         }
+    }
+
+    /// For a large frame, takes from the budget what the next read may bring, and returns how
+    /// many bytes that read may take (`usize::MAX` for a frame the budget does not cover).
+    ///
+    /// A frame holds at most twice what has arrived of it (and [`BUDGET_STEP`] at first), not
+    /// what its header announces: a header alone cannot hold megabytes of the budget, so
+    /// starving other connections costs real bytes sent within the frame deadline.
+    async fn draw_on_budget(&mut self) -> Result<usize, ProtocolError> {
+        let (Some(budget), Some(len)) = (&self.budget, Message::announced_len(&self.buf)) else {
+            return Ok(usize::MAX);
+        };
+        if len <= BUDGET_EXEMPT {
+            return Ok(usize::MAX);
+        }
+        let arrived = self.buf.len();
+        let wanted = len.min(arrived + arrived.max(BUDGET_STEP));
+        let wanted_kib = u32::try_from(wanted.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(budget.total_kib);
+        let held_kib = self.held.as_ref().map_or(0, |held| {
+            u32::try_from(held.num_permits()).unwrap_or(u32::MAX)
+        });
+        if wanted_kib > held_kib {
+            let deadline = self.frame_started.unwrap_or_else(Instant::now) + self.frame_timeout;
+            let more = budget.kib.clone().acquire_many_owned(wanted_kib - held_kib);
+            let permit = tokio::time::timeout_at(deadline, more)
+                .await
+                .map_err(|_| ProtocolError::FrameTimeout(self.frame_timeout))?;
+            // The semaphore is never closed, so acquiring fails only by the deadline.
+            if let Ok(permit) = permit {
+                match &mut self.held {
+                    Some(held) => held.merge(permit),
+                    None => self.held = Some(permit),
+                }
+            }
+        }
+        let held_bytes = self
+            .held
+            .as_ref()
+            .map_or(0, |held| held.num_permits().saturating_mul(1024));
+        // A frame larger than the whole budget gets it all, then reads the rest unbudgeted.
+        if wanted_kib >= budget.total_kib && held_bytes >= budget.total_kib as usize * 1024 {
+            return Ok(usize::MAX);
+        }
+        Ok(held_bytes.saturating_sub(arrived).max(1))
     }
 
     /// Starts the frame deadline of an incomplete frame, if it has not started: a frame that
@@ -325,23 +362,29 @@ mod tests {
         let (mut second_tx, second_rx) = tokio::io::duplex(2 << 20);
         let mut first = FrameReader::new(first_rx, 1 << 20, Duration::from_secs(60))
             .with_budget(budget.clone());
-        let mut second =
-            FrameReader::new(second_rx, 1 << 20, Duration::from_secs(60)).with_budget(budget);
+        let mut second = FrameReader::new(second_rx, 1 << 20, Duration::from_secs(60))
+            .with_budget(budget.clone());
 
-        // The first frame arrives in part: it takes 800 of the 1,024 KiB and waits for the rest.
-        first_tx.write_all(&frame[..1000]).await.unwrap();
+        // The first frame arrives all but its end: it holds 800 of the 1,024 KiB.
+        let end = frame.len() - 1000;
+        first_tx.write_all(&frame[..end]).await.unwrap();
         assert!(first.read_message().now_or_never().is_none());
-        // The second arrives whole, but does not fit beside the first: it is not read.
+        assert_eq!(first.buf.len(), end);
+        // The second arrives whole, but only what fits beside the first is read.
         second_tx.write_all(&frame).await.unwrap();
         assert!(second.read_message().now_or_never().is_none());
         assert!(
-            second.buf.len() <= HEADER_LEN + READ_MIN,
-            "read {} bytes",
-            second.buf.len()
+            second.buf.len() <= 224 << 10,
+            "read {} KiB",
+            second.buf.len() >> 10
+        );
+        assert!(
+            budget.kib.available_permits() < 224,
+            "the second holds its share"
         );
 
         // The first completes and gives its share back; now the second is read.
-        first_tx.write_all(&frame[1000..]).await.unwrap();
+        first_tx.write_all(&frame[end..]).await.unwrap();
         assert_eq!(
             first.read_message().await.unwrap().unwrap().body.len(),
             800 << 10
@@ -349,6 +392,41 @@ mod tests {
         assert_eq!(
             second.read_message().await.unwrap().unwrap().body.len(),
             800 << 10
+        );
+        assert_eq!(budget.kib.available_permits(), 1024);
+    }
+
+    #[tokio::test]
+    async fn headers_alone_hold_little_of_the_budget() {
+        use futures_util::FutureExt;
+
+        let budget = Budget::new(2 << 20);
+        let frame =
+            Message::encode(Kind::Ping, Flags::NONE, 1, &vec![7; 800 << 10], 1 << 20).unwrap();
+        // Thirty-two peers send the header of a large frame and nothing more.
+        let mut stalled = Vec::new();
+        for _ in 0..32 {
+            let (mut tx, rx) = tokio::io::duplex(1 << 20);
+            let mut reader =
+                FrameReader::new(rx, 1 << 20, Duration::from_secs(60)).with_budget(budget.clone());
+            tx.write_all(&frame[..HEADER_LEN]).await.unwrap();
+            assert!(reader.read_message().now_or_never().is_none());
+            stalled.push((tx, reader));
+        }
+        let held_kib = 2048 - budget.kib.available_permits();
+        assert!(
+            held_kib <= 32 * (BUDGET_STEP / 1024 + 1),
+            "{held_kib} KiB held"
+        );
+        // An honest frame of the same size is read at once beside them.
+        let (mut tx, rx) = tokio::io::duplex(2 << 20);
+        let mut honest =
+            FrameReader::new(rx, 1 << 20, Duration::from_secs(60)).with_budget(budget.clone());
+        tx.write_all(&frame).await.unwrap();
+        let message = honest.read_message().now_or_never();
+        assert!(
+            matches!(&message, Some(Ok(Some(m))) if m.body.len() == 800 << 10),
+            "{message:?}"
         );
     }
 }
