@@ -81,6 +81,12 @@ pub struct Config {
     /// 10 minutes: far above the proxies' default timeout of 30 s, so only calls whose
     /// caller asked for more, or for no limit, are cut.
     pub max_call_duration: Option<Duration>,
+    /// Daemon: how long a connection may stay silent, with no call running, before the
+    /// daemon closes it (it does so after one to two such periods), so idle connections
+    /// cannot hold slots for ever; `None` keeps them. Default 60 s: four times the proxies'
+    /// keepalive interval, so a proxy with keepalive on is never cut, and one with it off
+    /// connects again at its next call (losing its `session` instances).
+    pub idle_timeout: Option<Duration>,
     /// Daemon: how long a graceful shutdown waits for calls in flight. Default 5 s.
     pub shutdown_grace: Duration,
     /// Daemon: the host to put in the URIs it hands out. Default `None`: the bound address,
@@ -115,6 +121,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(10),
             max_calls_per_connection: 128,
             max_call_duration: Some(Duration::from_secs(600)),
+            idle_timeout: Some(Duration::from_secs(60)),
             shutdown_grace: Duration::from_secs(5),
             advertise_host: None,
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
@@ -154,6 +161,7 @@ impl Config {
         keepalive_interval: Option<Duration>,
         keepalive_timeout: Duration,
         max_call_duration: Option<Duration>,
+        idle_timeout: Option<Duration>,
         shutdown_grace: Duration,
         advertise_host: Option<String>,
         max_nesting_depth: usize,

@@ -495,3 +495,45 @@ async fn headers_announcing_large_bodies_cannot_starve_the_receive_budget() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_and_one_with_a_call_running_is_not() {
+    let config = Config::default().idle_timeout(Some(Duration::from_millis(100)));
+    let (daemon, calc, _) = serve_calc_with(config).await;
+    let mut silent = RawClient::connect(&daemon).await;
+    silent.handshake("calc").await;
+    let close = silent.receive().await.expect("the daemon says why");
+    assert_eq!(close.header.kind, Kind::Close);
+    assert!(
+        matches!(RawClient::remote_error(&close), RemoteError::Idle { .. }),
+        "{close:?}"
+    );
+    assert!(silent.receive().await.is_none());
+    // A call that runs longer than the idle timeout keeps its connection.
+    assert_eq!(calc.slow(7, 400).await.unwrap(), 7);
+    // And a proxy whose connection was closed while idle connects again for its next call.
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_large_ping_is_refused_not_echoed() {
+    let (daemon, _, _) = serve_calc_with(Config::default()).await;
+    let mut raw = RawClient::connect(&daemon).await;
+    raw.handshake("calc").await;
+    let ping = Message::encode(Kind::Ping, Flags::NONE, 5, &vec![0u8; 1 << 20], 8 << 20).unwrap();
+    raw.send(&ping).await;
+    let answer = raw.receive().await.expect("an answer");
+    assert_eq!(answer.header.kind, Kind::Close, "{answer:?}");
+    let reason = RawClient::remote_error(&answer).to_string();
+    assert!(reason.contains("ping"), "{reason}");
+    // A small ping is still answered, on a new connection.
+    let mut raw = RawClient::connect(&daemon).await;
+    raw.handshake("calc").await;
+    raw.send(&Message::encode(Kind::Ping, Flags::NONE, 6, b"hello", 1 << 20).unwrap())
+        .await;
+    let pong = raw.receive().await.expect("a pong");
+    assert_eq!(
+        (pong.header.kind, &pong.body[..]),
+        (Kind::Pong, &b"hello"[..])
+    );
+}

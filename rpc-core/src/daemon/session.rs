@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -20,6 +21,10 @@ use crate::codec::Format;
 use crate::connection::{FrameReader, Outgoing, ReadError};
 use crate::dispatch::Dispatch;
 use crate::protocol::{Flags, HEADER_LEN, Kind, Message, ProtocolError, RemoteError};
+
+/// The longest ping body echoed: a ping checks that the daemon answers, and need not make it
+/// queue megabytes of echoes for a peer that does not read them.
+const MAX_PING_BODY: usize = 256;
 
 /// Serves one connection until the peer closes it or the daemon shuts down.
 pub(crate) async fn serve<R, W>(read: R, write: W, peer: Arc<str>, shared: Arc<Shared>)
@@ -42,6 +47,7 @@ where
         in_flight: HashMap::new(),
         at_call_cap: None,
         resumed_from_cap: false,
+        frames_read: 0,
     };
     if let Err(error) = session.run(reader).await {
         tracing::debug!(target: "rpc_core::daemon", peer = %session.peer, %error, "connection write failed");
@@ -63,6 +69,8 @@ struct Session<W> {
     at_call_cap: Option<std::time::Instant>,
     /// Whether the calls being read now waited for a slot (reading had paused at the cap).
     resumed_from_cap: bool,
+    /// Frames read since the handshake, to tell an idle connection.
+    frames_read: u64,
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -83,6 +91,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         }
         let shared = self.shared.clone();
         let mut shutdown = shared.shutdown.watch();
+        // One timer per connection, re-armed once per period rather than per frame: a
+        // connection is closed after one to two idle periods without a frame.
+        let idle_timeout = shared.config.idle_timeout;
+        let idle = tokio::time::sleep(idle_timeout.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(idle);
+        let mut frames_at_arming = self.frames_read;
         loop {
             tokio::select! {
                 biased;
@@ -92,6 +106,18 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     self.note_call_cap(max_calls);
                 }
                 () = &mut shutdown => break,
+                () = &mut idle, if idle_timeout.is_some() => {
+                    let quiet = self.frames_read == frames_at_arming
+                        && self.calls.is_empty()
+                        && self.outgoing.is_empty();
+                    if let (true, Some(after)) = (quiet, idle_timeout) {
+                        tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, ?after, "closing an idle connection");
+                        self.outgoing.push(failure_frame(self.format, Kind::Close, 0, &RemoteError::Idle { after }));
+                        return self.close_now().await;
+                    }
+                    frames_at_arming = self.frames_read;
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout.unwrap_or_default());
+                }
                 // At either cap, stop reading: the peer waits, and TCP flow control slows it.
                 message = reader.read_message(),
                     if self.calls.len() < max_calls && self.outgoing.len() < max_queued => {
@@ -272,6 +298,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Acts on one message after the handshake.
     fn handle(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
+        self.frames_read = self.frames_read.wrapping_add(1);
         let request_id = message.header.request_id;
         match message.header.kind {
             Kind::Invoke => self.start_call(object, message),
@@ -281,6 +308,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 Ok(())
             }
+            Kind::Ping if message.body.len() > MAX_PING_BODY => Err(ProtocolError::Malformed {
+                what: "ping",
+                detail: format!(
+                    "a ping carries at most {MAX_PING_BODY} bytes, not {}",
+                    message.body.len()
+                ),
+            }),
             Kind::Ping => {
                 let max = self.shared.config.max_body_len();
                 self.outgoing.push(Message::encode(

@@ -1,5 +1,7 @@
 //! `RemoteError`: why the daemon could not produce a method's result, as it crosses the wire.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// Why a daemon could not produce a result, sent in place of a value.
@@ -73,6 +75,13 @@ pub enum RemoteError {
     /// The daemon is shutting down and takes no new work.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// The connection sent nothing and had no call running for this long, so the daemon
+    /// closed it (a proxy connects again at its next call).
+    #[error("the daemon closes connections idle for {after:?} (`Config::idle_timeout`)")]
+    Idle {
+        /// The daemon's `Config::idle_timeout`.
+        after: Duration,
+    },
     /// The daemon serves as many connections as a limit of its allows (in all, or from the
     /// client's address), and refused this one before reading anything from it.
     #[error("the daemon serves its limit of {limit} connections (`Config::{setting}`)")]
