@@ -454,3 +454,36 @@ async fn the_responder_answers_a_flood_from_one_source_only_a_few_times() {
     assert!(answered <= 8, "{answered} answers to one source");
     assert!(answered > 0, "a client asking a few times is answered");
 }
+
+#[tokio::test]
+async fn a_name_is_found_on_whichever_discovered_nameserver_has_it() {
+    // Two nameservers answer discovery; only the one that answers second has the name.
+    let (first, _) = nameserver().await;
+    let (second, _) = nameserver().await;
+    let (_calc_daemon, calc, _) = serve_calc().await;
+    let registrar = NameServerProxy::new(second.uri().clone());
+    registrar
+        .register(
+            "only.second".into(),
+            calc.proxy().uri().clone(),
+            false,
+            tags(&[]),
+        )
+        .await
+        .unwrap();
+    let port_of = |ns: &nameserver::RunningNameServer| ns.daemon().local_addr().unwrap().port();
+    let (port, responder) = responder(vec![
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{}", port_of(&first)),
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{}", port_of(&second)),
+    ])
+    .await;
+    let by_name = CalcProxy::from_proxy(Proxy::with_config(
+        "PYRONAME:only.second".parse().unwrap(),
+        asking(port),
+    ));
+    assert_eq!(
+        within("a call by name", by_name.add(2, 3)).await.unwrap(),
+        5
+    );
+    responder.abort();
+}

@@ -98,7 +98,7 @@ pub(crate) fn nameserver_uri(host: String, port: u16) -> Uri {
     Uri::direct(NAMESERVER_OBJECT_ID, Location::Tcp { host, port })
 }
 
-async fn connect(uri: &Uri, config: &Config) -> Result<NameServerProxy, Error> {
+pub(crate) async fn connect(uri: &Uri, config: &Config) -> Result<NameServerProxy, Error> {
     let proxy = Proxy::with_config(uri.clone(), config.clone());
     proxy.connect().await?;
     Ok(NameServerProxy::from_proxy(proxy))
@@ -112,73 +112,134 @@ async fn discover(
     config: &Config,
     tried: &mut Vec<String>,
 ) -> Option<NameServerProxy> {
-    let port = settings.broadcast_port();
-    let targets: Vec<SocketAddr> = settings
-        .broadcast_addresses()
-        .into_iter()
-        .filter(IpAddr::is_ipv4)
-        .map(|address| SocketAddr::new(address, port))
-        .collect();
-    let what = format!(
-        "broadcast to {} ({} rounds of {:?})",
-        targets
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        settings.broadcast_rounds,
-        settings.broadcast_timeout,
-    );
-    let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-        Ok(socket) => socket,
-        Err(error) => {
-            tried.push(format!("{what}: {error}"));
+    let mut discovery = match Discovery::start(settings).await {
+        Ok(discovery) => discovery,
+        Err(reason) => {
+            tried.push(reason);
             return None;
         }
     };
-    if let Err(error) = socket.set_broadcast(true) {
-        tried.push(format!("{what}: {error}"));
-        return None;
-    }
-    let mut answered: Vec<Uri> = Vec::new();
-    let mut last_error = "no answer".to_owned();
-    for _ in 0..settings.broadcast_rounds.max(1) {
-        for target in &targets {
-            if let Err(error) = socket.send_to(DISCOVERY_REQUEST, target).await {
-                last_error = format!("sending to {target} failed: {error}");
-            }
-        }
-        let deadline = tokio::time::Instant::now() + settings.broadcast_timeout;
-        let mut buf = [0u8; 512];
-        while let Ok(received) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
-        {
-            let Ok((len, from)) = received else {
-                break;
-            };
-            let uri = match acceptable_answer(&buf[..len], from, settings) {
-                Ok(uri) => uri,
-                Err(reason) => {
-                    tracing::debug!(target: "rpc_core::naming", %from, reason, "discovery answer ignored");
-                    last_error = format!("{from} answered, and was ignored: {reason}");
-                    continue;
-                }
-            };
-            // Each nameserver answers every round; one that failed is not tried again.
-            if answered.contains(&uri) {
-                continue;
-            }
-            tracing::debug!(target: "rpc_core::naming", %from, %uri, "nameserver answered the broadcast");
-            answered.push(uri.clone());
-            match connect(&uri, config).await {
-                Ok(proxy) => return Some(proxy),
-                Err(error) => tried.push(format!("{uri} (answered the broadcast): {error}")),
-            }
+    while let Some(uri) = discovery.next_answer().await {
+        match connect(&uri, config).await {
+            Ok(proxy) => return Some(proxy),
+            Err(error) => tried.push(format!("{uri} (answered the broadcast): {error}")),
         }
     }
-    if answered.is_empty() {
-        tried.push(format!("{what}: {last_error}"));
+    if discovery.answered.is_empty() {
+        tried.push(discovery.failure());
     }
     None
+}
+
+/// Every nameserver that answers discovery within its rounds, in the order they answered.
+pub(crate) async fn discover_all(settings: &NameServerConfig) -> Vec<Uri> {
+    let Ok(mut discovery) = Discovery::start(settings).await else {
+        return Vec::new();
+    };
+    while discovery.next_answer().await.is_some() {}
+    discovery.answered
+}
+
+/// One discovery: rounds of `GET_NSURI` to the broadcast addresses, and the answers that come
+/// back, each acceptable answer once.
+struct Discovery<'a> {
+    settings: &'a NameServerConfig,
+    socket: UdpSocket,
+    targets: Vec<SocketAddr>,
+    rounds_left: u32,
+    deadline: Option<tokio::time::Instant>,
+    answered: Vec<Uri>,
+    last_error: String,
+}
+
+impl<'a> Discovery<'a> {
+    async fn start(settings: &'a NameServerConfig) -> Result<Discovery<'a>, String> {
+        let port = settings.broadcast_port();
+        let targets: Vec<SocketAddr> = settings
+            .broadcast_addresses()
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .map(|address| SocketAddr::new(address, port))
+            .collect();
+        let discovery = Discovery {
+            settings,
+            socket: UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+                .await
+                .map_err(|error| format!("broadcast: {error}"))?,
+            targets,
+            rounds_left: settings.broadcast_rounds.max(1),
+            deadline: None,
+            answered: Vec::new(),
+            last_error: "no answer".to_owned(),
+        };
+        discovery
+            .socket
+            .set_broadcast(true)
+            .map_err(|error| discovery.failure_with(&error.to_string()))?;
+        Ok(discovery)
+    }
+
+    /// The next acceptable answer not seen before; `None` once the rounds are over.
+    async fn next_answer(&mut self) -> Option<Uri> {
+        let mut buf = [0u8; 512];
+        loop {
+            let deadline = match self.deadline {
+                Some(deadline) => deadline,
+                None if self.rounds_left == 0 => return None,
+                None => self.send_round().await,
+            };
+            let Ok(Ok((len, from))) =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await
+            else {
+                self.deadline = None;
+                continue;
+            };
+            match acceptable_answer(&buf[..len], from, self.settings) {
+                // Each nameserver answers every round; one seen before is not tried again.
+                Ok(uri) if self.answered.contains(&uri) => {}
+                Ok(uri) => {
+                    tracing::debug!(target: "rpc_core::naming", %from, %uri, "nameserver answered the broadcast");
+                    self.answered.push(uri.clone());
+                    return Some(uri);
+                }
+                Err(reason) => {
+                    tracing::debug!(target: "rpc_core::naming", %from, reason, "discovery answer ignored");
+                    self.last_error = format!("{from} answered, and was ignored: {reason}");
+                }
+            }
+        }
+    }
+
+    /// Sends one round of requests; when its answers stop counting.
+    async fn send_round(&mut self) -> tokio::time::Instant {
+        self.rounds_left -= 1;
+        for target in &self.targets {
+            if let Err(error) = self.socket.send_to(DISCOVERY_REQUEST, target).await {
+                self.last_error = format!("sending to {target} failed: {error}");
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.broadcast_timeout;
+        self.deadline = Some(deadline);
+        deadline
+    }
+
+    /// What was tried and why it found nothing.
+    fn failure(&self) -> String {
+        self.failure_with(&self.last_error)
+    }
+
+    fn failure_with(&self, reason: &str) -> String {
+        format!(
+            "broadcast to {} ({} rounds of {:?}): {reason}",
+            self.targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.settings.broadcast_rounds,
+            self.settings.broadcast_timeout,
+        )
+    }
 }
 
 /// The URI in a discovery answer from `from`, if it may be believed: a `PYRO:` URI for the

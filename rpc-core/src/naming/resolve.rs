@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 
-use super::locate::{cached_locate_ns, forget_ns};
+use super::locate::{cached_locate_ns, connect, discover_all, forget_ns};
 use super::{DEFAULT_NS_PORT, MetadataQuery, NameServerConfig, NameServerProxy, NamingError};
 use crate::{CallError, Config, Error, HostPort, Uri};
 
@@ -23,14 +23,41 @@ pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Uri, Error> {
 }
 
 async fn resolve_once(uri: &Uri, config: &Config) -> Result<Uri, Error> {
+    if let Uri::Direct { .. } = uri {
+        return Ok(uri.clone());
+    }
+    let ns = nameserver_for(uri, config).await?;
+    let answer = ask(&ns, uri).await;
+    let settings = nameserver_config(uri, config).nameserver;
+    let found_by_broadcast = settings.host().is_none() && settings.broadcast;
+    match answer {
+        // Several nameservers may answer discovery, and the first need not be the one that
+        // has the name: ask the others before giving up.
+        Err(Error::Naming(NamingError::UnknownName(_) | NamingError::NoMatch(_)))
+            if found_by_broadcast =>
+        {
+            for other in discover_all(&settings).await {
+                if other == *ns.proxy().uri() {
+                    continue;
+                }
+                if let Ok(other_ns) = connect(&other, config).await
+                    && let Ok(found) = ask(&other_ns, uri).await
+                {
+                    return Ok(found);
+                }
+            }
+            answer
+        }
+        other => other,
+    }
+}
+
+/// What the nameserver `ns` has for the `PYRONAME:` or `PYROMETA:` URI `uri`.
+async fn ask(ns: &NameServerProxy, uri: &Uri) -> Result<Uri, Error> {
     match uri {
         Uri::Direct { .. } => Ok(uri.clone()),
-        Uri::Name { name, .. } => {
-            let ns = nameserver_for(uri, config).await?;
-            ns.lookup(name.clone()).await.map_err(naming)
-        }
+        Uri::Name { name, .. } => ns.lookup(name.clone()).await.map_err(naming),
         Uri::Meta { tags, .. } => {
-            let ns = nameserver_for(uri, config).await?;
             let wanted: BTreeSet<String> = tags.iter().cloned().collect();
             let found = ns.yplookup(MetadataQuery::All(wanted.clone())).await?;
             let pick = RandomState::new().hash_one(found.len()) as usize % found.len().max(1);
