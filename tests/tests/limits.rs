@@ -410,15 +410,22 @@ async fn a_client_that_leaves_takes_its_calls_and_its_slot_with_it() {
         .max_connections_per_address(slots);
     let (daemon, calc, implementation) = serve_calc_with(config).await;
     for round in 1..=scaled(4, 3) {
+        let mut attackers = Vec::new();
         for _ in 0..slots {
             let mut attacker = RawClient::connect(&daemon).await;
             attacker.handshake("calc").await;
             attacker.send(&invoke_frame(1, "hang", &())).await;
-            drop(attacker);
+            attackers.push(attacker);
         }
         let left = (round * slots) as u64;
         implementation.probe.hangs_started.wait_for(left).await;
+        let gone = Instant::now();
+        drop(attackers);
         implementation.probe.hangs_dropped.wait_for(left).await;
+        println!(
+            "round {round}: {slots} departed clients' calls cancelled and slots freed within {:?}",
+            gone.elapsed()
+        );
     }
     assert_eq!(implementation.probe.running.now(), 0);
     assert_eq!(within("a fresh client", calc.add(1, 2)).await.unwrap(), 3);
