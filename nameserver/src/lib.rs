@@ -39,6 +39,7 @@ mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use rpc_core::{
     Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, Daemon, Error, HostPort, NAMESERVER_OBJECT_ID,
@@ -46,8 +47,8 @@ use rpc_core::{
 };
 
 pub use discovery::DiscoveryResponder;
-pub use registry::{MAX_NAME_LEN, Registry, validate_name};
-pub use server::NameServerImpl;
+pub use registry::{Deadline, MAX_NAME_LEN, MAX_PATTERN_LEN, Registry, validate_name};
+pub use server::{DEFAULT_QUERY_BUDGET, NameServerImpl};
 
 /// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.
 #[derive(Debug, Clone)]
@@ -64,6 +65,9 @@ pub struct Options {
     pub broadcast_port: u16,
     /// The daemon's settings, including `advertise_host`.
     pub config: Config,
+    /// How long one `list`, `yplookup` or `remove` by pattern may run before it fails with
+    /// `NamingError::QueryTooSlow`. Default [`DEFAULT_QUERY_BUDGET`] (1 s).
+    pub query_budget: Duration,
 }
 
 impl Default for Options {
@@ -74,6 +78,7 @@ impl Default for Options {
             broadcast: true,
             broadcast_port: DEFAULT_BROADCAST_PORT,
             config: Config::default(),
+            query_budget: DEFAULT_QUERY_BUDGET,
         }
     }
 }
@@ -113,7 +118,10 @@ pub async fn start(options: Options) -> Result<RunningNameServer, Error> {
     let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
     daemon.register_as(
         NAMESERVER_OBJECT_ID,
-        NameServerSkeleton::new(NameServerImpl::new(uri.clone())),
+        NameServerSkeleton::new(NameServerImpl::with_query_budget(
+            uri.clone(),
+            options.query_budget,
+        )),
     )?;
     let bound = daemon
         .local_addr()

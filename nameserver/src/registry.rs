@@ -1,27 +1,67 @@
 //! The nameserver's data: name -> (URI, metadata), with the rules of Pyro's nameserver. No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
+use imbl::OrdMap;
 use regex::Regex;
 use rpc_core::{MetadataQuery, NAMESERVER_OBJECT_ID, NameFilter, NamingError, Registration, Uri};
 
-/// The largest compiled regular expression a client may make the nameserver build, so a hostile
-/// pattern cannot make it spend much memory or time.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// The largest compiled regular expression a client may make the nameserver build. This
+/// bounds memory, not time: a 21-byte pattern well under it took 225 s over 20,000 names, so
+/// queries also run against a time budget ([`Deadline`]).
+const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+
+/// The longest regular expression accepted, in bytes.
+pub const MAX_PATTERN_LEN: usize = 256;
+
+/// When a query must give up, and the budget it was given (for the error).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// A query may run for `budget` from now.
+    pub fn after(budget: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    /// No deadline: for callers that own the registry alone.
+    pub fn never() -> Deadline {
+        Deadline::after(Duration::from_secs(86_400 * 365))
+    }
+
+    fn check(&self) -> Result<(), NamingError> {
+        if Instant::now() >= self.at {
+            return Err(NamingError::QueryTooSlow {
+                budget: self.budget,
+            });
+        }
+        Ok(())
+    }
+}
 
 /// The longest name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
 
 /// Names and what they stand for. The nameserver's own entry is always present.
+///
+/// Cloning is cheap (the map is persistent, its parts shared until changed), so queries run on
+/// a snapshot while registrations go on.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    entries: BTreeMap<String, Registration>,
+    entries: OrdMap<String, Registration>,
 }
 
 impl Registry {
     /// A registry holding only the nameserver's own entry, for `own_uri`.
     pub fn new(own_uri: Uri) -> Registry {
-        let mut entries = BTreeMap::new();
+        let mut entries = OrdMap::new();
         entries.insert(
             NAMESERVER_OBJECT_ID.to_owned(),
             Registration {
@@ -70,32 +110,52 @@ impl Registry {
             .ok_or_else(|| NamingError::UnknownName(name.to_owned()))
     }
 
-    /// The entries the filter selects.
+    /// The entries the filter selects, found before `deadline`.
     ///
     /// # Errors
     ///
-    /// [`NamingError::BadPattern`] for a regular expression that does not compile.
-    pub fn list(&self, filter: &NameFilter) -> Result<BTreeMap<String, Registration>, NamingError> {
+    /// [`NamingError::BadPattern`] for a regular expression that does not compile or is too
+    /// long, [`NamingError::QueryTooSlow`] past the deadline.
+    pub fn list(
+        &self,
+        filter: &NameFilter,
+        deadline: Deadline,
+    ) -> Result<BTreeMap<String, Registration>, NamingError> {
         let matcher = Matcher::new(filter)?;
-        Ok(self
-            .entries
-            .iter()
-            .filter(|(name, _)| matcher.matches(name))
-            .map(|(name, registration)| (name.clone(), registration.clone()))
-            .collect())
+        self.select(deadline, |name, _| matcher.matches(name))
     }
 
-    /// The entries whose metadata matches the query. An empty `All` matches every entry; an
-    /// empty `Any` matches none.
-    pub fn yplookup(&self, query: &MetadataQuery) -> BTreeMap<String, Registration> {
-        self.entries
-            .iter()
-            .filter(|(_, registration)| match query {
-                MetadataQuery::All(tags) => tags.is_subset(&registration.metadata),
-                MetadataQuery::Any(tags) => !tags.is_disjoint(&registration.metadata),
-            })
-            .map(|(name, registration)| (name.clone(), registration.clone()))
-            .collect()
+    /// The entries whose metadata matches the query, found before `deadline`. An empty `All`
+    /// matches every entry; an empty `Any` matches none.
+    ///
+    /// # Errors
+    ///
+    /// [`NamingError::QueryTooSlow`] past the deadline.
+    pub fn yplookup(
+        &self,
+        query: &MetadataQuery,
+        deadline: Deadline,
+    ) -> Result<BTreeMap<String, Registration>, NamingError> {
+        self.select(deadline, |_, registration| match query {
+            MetadataQuery::All(tags) => tags.is_subset(&registration.metadata),
+            MetadataQuery::Any(tags) => !tags.is_disjoint(&registration.metadata),
+        })
+    }
+
+    /// The entries `wanted` selects, checking the deadline before each.
+    fn select(
+        &self,
+        deadline: Deadline,
+        mut wanted: impl FnMut(&str, &Registration) -> bool,
+    ) -> Result<BTreeMap<String, Registration>, NamingError> {
+        let mut found = BTreeMap::new();
+        for (name, registration) in &self.entries {
+            deadline.check()?;
+            if wanted(name, registration) {
+                found.insert(name.clone(), registration.clone());
+            }
+        }
+        Ok(found)
     }
 
     /// Replaces the metadata of `name`.
@@ -123,14 +183,44 @@ impl Registry {
     /// [`NamingError::Protected`] when asked to remove the nameserver's own entry by name,
     /// [`NamingError::BadPattern`] for a bad regular expression.
     pub fn remove(&mut self, filter: &NameFilter) -> Result<u64, NamingError> {
+        let names = self.names_to_remove(filter, Deadline::never())?;
+        Ok(self.remove_names(&names))
+    }
+
+    /// The names `remove(filter)` would remove, found before `deadline` (on a snapshot, say).
+    ///
+    /// # Errors
+    ///
+    /// As [`remove`](Self::remove), and [`NamingError::QueryTooSlow`] past the deadline.
+    pub fn names_to_remove(
+        &self,
+        filter: &NameFilter,
+        deadline: Deadline,
+    ) -> Result<Vec<String>, NamingError> {
         if matches!(filter, NameFilter::Name(name) if name == NAMESERVER_OBJECT_ID) {
             return Err(NamingError::Protected(NAMESERVER_OBJECT_ID.to_owned()));
         }
+        if let NameFilter::Name(name) = filter {
+            return Ok(self
+                .entries
+                .get(name)
+                .map(|_| name.clone())
+                .into_iter()
+                .collect());
+        }
         let matcher = Matcher::new(filter)?;
-        let before = self.entries.len();
-        self.entries
-            .retain(|name, _| name == NAMESERVER_OBJECT_ID || !matcher.matches(name));
-        Ok((before - self.entries.len()) as u64)
+        let found = self.select(deadline, |name, _| {
+            name != NAMESERVER_OBJECT_ID && matcher.matches(name)
+        })?;
+        Ok(found.into_keys().collect())
+    }
+
+    /// Removes `names` (never the nameserver's own); returns how many were there.
+    pub fn remove_names(&mut self, names: &[String]) -> u64 {
+        names
+            .iter()
+            .filter(|name| *name != NAMESERVER_OBJECT_ID && self.entries.remove(*name).is_some())
+            .count() as u64
     }
 
     /// How many names are registered, the nameserver's own included.
@@ -171,11 +261,18 @@ impl<'a> Matcher<'a> {
         Ok(match filter {
             NameFilter::Name(name) => Matcher::Name(name),
             NameFilter::Prefix(prefix) => Matcher::Prefix(prefix),
+            NameFilter::Regex(pattern) if pattern.len() > MAX_PATTERN_LEN => {
+                return Err(NamingError::BadPattern {
+                    pattern: pattern.chars().take(64).collect(),
+                    detail: format!("patterns are at most {MAX_PATTERN_LEN} bytes long"),
+                });
+            }
             NameFilter::Regex(pattern) => {
                 // Anchored at the start only, as Python's `re.match` is.
                 let anchored = format!("^(?:{pattern})");
                 let regex = regex::RegexBuilder::new(&anchored)
                     .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(REGEX_SIZE_LIMIT)
                     .build()
                     .map_err(|error| NamingError::BadPattern {
                         pattern: pattern.clone(),
@@ -280,7 +377,7 @@ mod tests {
         let registry = registry();
         let names = |filter| {
             registry
-                .list(&filter)
+                .list(&filter, Deadline::never())
                 .unwrap()
                 .into_keys()
                 .collect::<Vec<_>>()
@@ -301,7 +398,7 @@ mod tests {
             ["app.worker.2", "other"]
         );
         assert!(matches!(
-            registry.list(&NameFilter::Regex("(".into())),
+            registry.list(&NameFilter::Regex("(".into()), Deadline::never()),
             Err(NamingError::BadPattern { .. })
         ));
     }
@@ -309,7 +406,13 @@ mod tests {
     #[test]
     fn yplookup_by_all_and_by_any() {
         let registry = registry();
-        let names = |query| registry.yplookup(&query).into_keys().collect::<Vec<_>>();
+        let names = |query| {
+            registry
+                .yplookup(&query, Deadline::never())
+                .unwrap()
+                .into_keys()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             names(MetadataQuery::All(tags(&["eu"]))),
             ["app.worker.1", "app.worker.2"]
@@ -356,5 +459,28 @@ mod tests {
             registry.register(NAMESERVER_OBJECT_ID.into(), uri("x"), false, tags(&[])),
             Err(NamingError::Protected(NAMESERVER_OBJECT_ID.into()))
         );
+    }
+
+    #[test]
+    fn a_query_past_its_deadline_fails_with_a_typed_error() {
+        let registry = registry();
+        let spent = Deadline::after(Duration::ZERO);
+        assert!(matches!(
+            registry.list(&NameFilter::Prefix(String::new()), spent),
+            Err(NamingError::QueryTooSlow { .. })
+        ));
+        assert!(matches!(
+            registry.yplookup(&MetadataQuery::All(tags(&[])), spent),
+            Err(NamingError::QueryTooSlow { .. })
+        ));
+        assert!(matches!(
+            registry.names_to_remove(&NameFilter::Regex("app".into()), spent),
+            Err(NamingError::QueryTooSlow { .. })
+        ));
+        let long = "a".repeat(MAX_PATTERN_LEN + 1);
+        assert!(matches!(
+            registry.list(&NameFilter::Regex(long), Deadline::never()),
+            Err(NamingError::BadPattern { .. })
+        ));
     }
 }

@@ -2,23 +2,64 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rpc_core::{MetadataQuery, NameFilter, NameServer, NamingError, Registration, Uri};
+use tokio::sync::Semaphore;
 
 use crate::Registry;
+use crate::registry::Deadline;
+
+/// The default time budget of one query: far more than listing 100,000 names by prefix takes
+/// (tens of milliseconds), little enough that a hostile pattern cannot hold a thread for long.
+pub const DEFAULT_QUERY_BUDGET: Duration = Duration::from_secs(1);
+
+/// Queries (`list`, `yplookup`, `remove` by pattern) running at once; more wait their turn.
+/// Each may keep a blocking thread busy for its whole budget.
+const QUERIES_AT_ONCE: usize = 2;
 
 /// The nameserver object that a daemon hosts under `Pyro.NameServer`.
+///
+/// Lookups and registrations take the registry's lock for a moment. Queries that scan the
+/// registry run on a snapshot of it, outside the lock, on tokio's blocking threads (never a
+/// runtime worker), two at a time, each within a time budget after which it fails with
+/// [`NamingError::QueryTooSlow`]: a costly regular expression cannot stall anyone else.
 #[derive(Debug)]
 pub struct NameServerImpl {
     registry: Mutex<Registry>,
+    queries: Semaphore,
+    query_budget: Duration,
 }
 
 impl NameServerImpl {
-    /// A nameserver whose own entry points at `own_uri`.
+    /// A nameserver whose own entry points at `own_uri`, with [`DEFAULT_QUERY_BUDGET`].
     pub fn new(own_uri: Uri) -> NameServerImpl {
+        NameServerImpl::with_query_budget(own_uri, DEFAULT_QUERY_BUDGET)
+    }
+
+    /// A nameserver whose queries each get `budget`.
+    pub fn with_query_budget(own_uri: Uri, budget: Duration) -> NameServerImpl {
         NameServerImpl {
             registry: Mutex::new(Registry::new(own_uri)),
+            queries: Semaphore::new(QUERIES_AT_ONCE),
+            query_budget: budget,
         }
+    }
+
+    /// Runs `query` on a snapshot of the registry, on a blocking thread, within the budget
+    /// (counted from when its turn comes).
+    async fn query<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Registry, Deadline) -> Result<T, NamingError> + Send + 'static,
+    ) -> Result<T, NamingError> {
+        // The semaphore is never closed.
+        let _turn = self.queries.acquire().await;
+        let snapshot = self.registry().clone();
+        let deadline = Deadline::after(self.query_budget);
+        let budget = self.query_budget;
+        tokio::task::spawn_blocking(move || query(&snapshot, deadline))
+            .await
+            .unwrap_or(Err(NamingError::QueryTooSlow { budget }))
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -48,7 +89,9 @@ impl NameServer for NameServerImpl {
     }
 
     async fn list(&self, filter: NameFilter) -> Result<BTreeMap<String, Uri>, NamingError> {
-        let found = self.registry().list(&filter)?;
+        let found = self
+            .query(move |registry, deadline| registry.list(&filter, deadline))
+            .await?;
         Ok(found
             .into_iter()
             .map(|(name, registration)| (name, registration.uri))
@@ -59,11 +102,16 @@ impl NameServer for NameServerImpl {
         &self,
         filter: NameFilter,
     ) -> Result<BTreeMap<String, Registration>, NamingError> {
-        self.registry().list(&filter)
+        self.query(move |registry, deadline| registry.list(&filter, deadline))
+            .await
     }
 
-    async fn yplookup(&self, query: MetadataQuery) -> BTreeMap<String, Registration> {
-        self.registry().yplookup(&query)
+    async fn yplookup(
+        &self,
+        query: MetadataQuery,
+    ) -> Result<BTreeMap<String, Registration>, NamingError> {
+        self.query(move |registry, deadline| registry.yplookup(&query, deadline))
+            .await
     }
 
     async fn set_metadata(
@@ -75,7 +123,16 @@ impl NameServer for NameServerImpl {
     }
 
     async fn remove(&self, filter: NameFilter) -> Result<u64, NamingError> {
-        let removed = self.registry().remove(&filter)?;
+        let removed = match &filter {
+            NameFilter::Name(_) => self.registry().remove(&filter)?,
+            _ => {
+                let selector = filter.clone();
+                let names = self
+                    .query(move |registry, deadline| registry.names_to_remove(&selector, deadline))
+                    .await?;
+                self.registry().remove_names(&names)
+            }
+        };
         tracing::info!(target: "nameserver", ?filter, removed, "remove");
         Ok(removed)
     }

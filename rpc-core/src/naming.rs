@@ -95,6 +95,13 @@ pub enum NamingError {
     /// No registered object carries the metadata a `PYROMETA:` URI asks for.
     #[error("no registered object has all of the metadata {0:?}")]
     NoMatch(BTreeSet<String>),
+    /// A `list`, `yplookup` or `remove` by pattern ran out of its time budget (a costly
+    /// regular expression over many names, say) and was stopped.
+    #[error("the query did not finish within its budget of {budget:?}; narrow it")]
+    QueryTooSlow {
+        /// The nameserver's time budget for one query.
+        budget: std::time::Duration,
+    },
 }
 
 /// The nameserver service (Pyro's API): names to URIs, with metadata.
@@ -121,7 +128,10 @@ pub trait NameServer {
         filter: NameFilter,
     ) -> Result<BTreeMap<String, Registration>, NamingError>;
     /// The names whose metadata matches the query (Pyro's "yellow pages" lookup).
-    async fn yplookup(&self, query: MetadataQuery) -> BTreeMap<String, Registration>;
+    async fn yplookup(
+        &self,
+        query: MetadataQuery,
+    ) -> Result<BTreeMap<String, Registration>, NamingError>;
     /// Replaces the metadata of `name`.
     async fn set_metadata(
         &self,

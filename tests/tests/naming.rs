@@ -487,3 +487,60 @@ async fn a_name_is_found_on_whichever_discovered_nameserver_has_it() {
     );
     responder.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_pattern_fails_within_its_budget_and_lookups_go_on() {
+    let mut options = Options::loopback(0);
+    options.query_budget = std::time::Duration::from_millis(300);
+    let ns = nameserver::start(options).await.unwrap();
+    let names = NameServerProxy::new(ns.uri().clone());
+    let (_daemon, calc, _) = serve_calc().await;
+    let count = rpc_tests::scaled(100_000, 20_000);
+    let long = "a".repeat(200);
+    let registering: Vec<_> = (0..count)
+        .map(|i| {
+            names.register(
+                format!("{long}.{i}"),
+                calc.proxy().uri().clone(),
+                false,
+                tags(&[]),
+            )
+        })
+        .collect();
+    for registered in futures_util::future::join_all(registering).await {
+        registered.unwrap();
+    }
+    // 16 bytes, well under the compiled size limit, that take seconds over these names.
+    let hostile = names.list(NameFilter::Regex("(?:a|aa){1,100}b".into()));
+    let other = NameServerProxy::new(ns.uri().clone());
+    let lookup = async {
+        let started = std::time::Instant::now();
+        let found = other.lookup(format!("{long}.7")).await;
+        (found, started.elapsed())
+    };
+    let (listed, (found, lookup_took)) = tokio::join!(hostile, lookup);
+    assert_eq!(found.unwrap(), *calc.proxy().uri());
+    println!("{count} names: a lookup beside a hostile query took {lookup_took:?}");
+    let error = method_error(listed);
+    assert!(
+        matches!(error, NamingError::QueryTooSlow { .. }),
+        "the hostile query is stopped: {error:?}"
+    );
+    // A pattern beyond the length limit is refused before it is compiled.
+    let long_pattern = "a".repeat(nameserver::MAX_PATTERN_LEN + 1);
+    assert!(matches!(
+        method_error(names.list(NameFilter::Regex(long_pattern)).await),
+        NamingError::BadPattern { detail, .. } if detail.contains("at most")
+    ));
+    // Honest queries still work.
+    assert_eq!(
+        names
+            .list(NameFilter::Prefix(format!("{long}.1")))
+            .await
+            .unwrap()
+            .len(),
+        (0..count)
+            .filter(|i| i.to_string().starts_with('1'))
+            .count()
+    );
+}

@@ -59,7 +59,10 @@ async fn ask(ns: &NameServerProxy, uri: &Uri) -> Result<Uri, Error> {
         Uri::Name { name, .. } => ns.lookup(name.clone()).await.map_err(naming),
         Uri::Meta { tags, .. } => {
             let wanted: BTreeSet<String> = tags.iter().cloned().collect();
-            let found = ns.yplookup(MetadataQuery::All(wanted.clone())).await?;
+            let found = ns
+                .yplookup(MetadataQuery::All(wanted.clone()))
+                .await
+                .map_err(naming)?;
             let pick = RandomState::new().hash_one(found.len()) as usize % found.len().max(1);
             found
                 .into_values()
