@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! - [`Registry`]: the data and its rules, no I/O.
+//! - [`Registry`]: the data and its rules, no I/O; [`Limits`]: what it accepts.
 //! - [`NameServerImpl`]: the `NameServer` service over a registry.
 //! - [`DiscoveryResponder`]: the UDP responder.
 //!
@@ -34,6 +34,7 @@
 //! ```
 
 mod discovery;
+mod limits;
 mod registry;
 mod server;
 
@@ -47,7 +48,8 @@ use rpc_core::{
 };
 
 pub use discovery::DiscoveryResponder;
-pub use registry::{Deadline, MAX_NAME_LEN, MAX_PATTERN_LEN, Registry, validate_name};
+pub use limits::{Limits, MAX_NAME_LEN, validate_name};
+pub use registry::{Deadline, MAX_PATTERN_LEN, Registry};
 pub use server::{DEFAULT_QUERY_BUDGET, NameServerImpl};
 
 /// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.
@@ -68,6 +70,8 @@ pub struct Options {
     /// How long one `list`, `yplookup` or `remove` by pattern may run before it fails with
     /// `NamingError::QueryTooSlow`. Default [`DEFAULT_QUERY_BUDGET`] (1 s).
     pub query_budget: Duration,
+    /// Caps on what the registry holds.
+    pub limits: Limits,
 }
 
 impl Default for Options {
@@ -79,6 +83,7 @@ impl Default for Options {
             broadcast_port: DEFAULT_BROADCAST_PORT,
             config: Config::default(),
             query_budget: DEFAULT_QUERY_BUDGET,
+            limits: Limits::default(),
         }
     }
 }
@@ -118,8 +123,8 @@ pub async fn start(options: Options) -> Result<RunningNameServer, Error> {
     let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
     daemon.register_as(
         NAMESERVER_OBJECT_ID,
-        NameServerSkeleton::new(NameServerImpl::with_query_budget(
-            uri.clone(),
+        NameServerSkeleton::new(NameServerImpl::with_registry(
+            Registry::with_limits(uri.clone(), options.limits),
             options.query_budget,
         )),
     )?;

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use imbl::OrdMap;
+
+use crate::limits::{Limits, validate_name};
 use regex::Regex;
 use rpc_core::{MetadataQuery, NAMESERVER_OBJECT_ID, NameFilter, NamingError, Registration, Uri};
 
@@ -46,9 +48,6 @@ impl Deadline {
     }
 }
 
-/// The longest name accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 1024;
-
 /// Names and what they stand for. The nameserver's own entry is always present.
 ///
 /// Cloning is cheap (the map is persistent, its parts shared until changed), so queries run on
@@ -56,11 +55,18 @@ pub const MAX_NAME_LEN: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: OrdMap<String, Registration>,
+    limits: Limits,
 }
 
 impl Registry {
-    /// A registry holding only the nameserver's own entry, for `own_uri`.
+    /// A registry holding only the nameserver's own entry, for `own_uri`, with the default
+    /// [`Limits`].
     pub fn new(own_uri: Uri) -> Registry {
+        Registry::with_limits(own_uri, Limits::default())
+    }
+
+    /// A registry holding only the nameserver's own entry, for `own_uri`, within `limits`.
+    pub fn with_limits(own_uri: Uri, limits: Limits) -> Registry {
         let mut entries = OrdMap::new();
         entries.insert(
             NAMESERVER_OBJECT_ID.to_owned(),
@@ -69,15 +75,15 @@ impl Registry {
                 metadata: BTreeSet::new(),
             },
         );
-        Registry { entries }
+        Registry { entries, limits }
     }
 
     /// Registers `name`. In `safe` mode an existing name is left alone.
     ///
     /// # Errors
     ///
-    /// An invalid name, a URI that is not `PYRO:`, a taken name in safe mode, or the
-    /// nameserver's own name.
+    /// An invalid name or metadata, a URI that is not `PYRO:`, a taken name in safe mode, the
+    /// nameserver's own name, or a limit reached.
     pub fn register(
         &mut self,
         name: String,
@@ -92,8 +98,18 @@ impl Registry {
         if !matches!(uri, Uri::Direct { .. }) {
             return Err(NamingError::NotDirect(uri.to_string()));
         }
-        if safe && self.entries.contains_key(&name) {
+        self.limits.check_uri(&uri)?;
+        self.limits.check_metadata(&metadata)?;
+        let known = self.entries.contains_key(&name);
+        if safe && known {
             return Err(NamingError::NameTaken(name));
+        }
+        // The nameserver's own entry does not count.
+        if !known && self.entries.len() > self.limits.max_registrations {
+            return Err(NamingError::LimitReached {
+                setting: "max_registrations".into(),
+                limit: self.limits.max_registrations,
+            });
         }
         self.entries.insert(name, Registration { uri, metadata });
         Ok(())
@@ -162,12 +178,17 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// [`NamingError::UnknownName`].
+    /// [`NamingError::UnknownName`], [`NamingError::Protected`] for the nameserver's own
+    /// entry, and invalid or too much metadata.
     pub fn set_metadata(
         &mut self,
         name: &str,
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
+        if name == NAMESERVER_OBJECT_ID {
+            return Err(NamingError::Protected(name.to_owned()));
+        }
+        self.limits.check_metadata(&metadata)?;
         let registration = self
             .entries
             .get_mut(name)
@@ -227,26 +248,6 @@ impl Registry {
     pub fn count(&self) -> u64 {
         self.entries.len() as u64
     }
-}
-
-/// Checks a name: one a `PYRONAME:` URI can carry (see [`rpc_core::validate_id`]: not empty,
-/// no whitespace, control characters or `@`), and not too long.
-///
-/// # Errors
-///
-/// [`NamingError::InvalidName`] saying what is wrong.
-pub fn validate_name(name: &str) -> Result<(), NamingError> {
-    let reason = if name.len() > MAX_NAME_LEN {
-        "names are at most 1024 bytes long"
-    } else if let Err(error) = rpc_core::validate_id(name) {
-        error.reason()
-    } else {
-        return Ok(());
-    };
-    Err(NamingError::InvalidName {
-        name: name.chars().take(64).collect(),
-        reason: reason.to_owned(),
-    })
 }
 
 /// A compiled name filter.
@@ -481,6 +482,42 @@ mod tests {
         assert!(matches!(
             registry.list(&NameFilter::Regex(long), Deadline::never()),
             Err(NamingError::BadPattern { .. })
+        ));
+    }
+
+    #[test]
+    fn registrations_are_capped_and_the_own_entry_keeps_its_metadata() {
+        let limits = Limits {
+            max_registrations: 2,
+            ..Limits::default()
+        };
+        let mut registry = Registry::with_limits(uri(NAMESERVER_OBJECT_ID), limits);
+        for name in ["a", "b"] {
+            registry
+                .register(name.into(), uri(name), false, tags(&[]))
+                .unwrap();
+        }
+        assert_eq!(
+            registry.register("c".into(), uri("c"), false, tags(&[])),
+            Err(NamingError::LimitReached {
+                setting: "max_registrations".into(),
+                limit: 2
+            })
+        );
+        // Replacing a registered name is no new registration.
+        registry
+            .register("a".into(), uri("a2"), false, tags(&[]))
+            .unwrap();
+        assert!(matches!(
+            registry.set_metadata(NAMESERVER_OBJECT_ID, tags(&["worker"])),
+            Err(NamingError::Protected(_))
+        ));
+        let long_uri: Uri = format!("PYRO:{}@127.0.0.1:1", "o".repeat(2000))
+            .parse()
+            .unwrap();
+        assert!(matches!(
+            registry.register("a".into(), long_uri, false, tags(&[])),
+            Err(NamingError::LimitReached { setting, .. }) if setting == "max_uri_len"
         ));
     }
 }

@@ -34,13 +34,13 @@ pub struct NameServerImpl {
 impl NameServerImpl {
     /// A nameserver whose own entry points at `own_uri`, with [`DEFAULT_QUERY_BUDGET`].
     pub fn new(own_uri: Uri) -> NameServerImpl {
-        NameServerImpl::with_query_budget(own_uri, DEFAULT_QUERY_BUDGET)
+        NameServerImpl::with_registry(Registry::new(own_uri), DEFAULT_QUERY_BUDGET)
     }
 
-    /// A nameserver whose queries each get `budget`.
-    pub fn with_query_budget(own_uri: Uri, budget: Duration) -> NameServerImpl {
+    /// A nameserver serving `registry`, whose queries each get `budget`.
+    pub fn with_registry(registry: Registry, budget: Duration) -> NameServerImpl {
         NameServerImpl {
-            registry: Mutex::new(Registry::new(own_uri)),
+            registry: Mutex::new(registry),
             queries: Semaphore::new(QUERIES_AT_ONCE),
             query_budget: budget,
         }

@@ -95,6 +95,22 @@ pub enum NamingError {
     /// No registered object carries the metadata a `PYROMETA:` URI asks for.
     #[error("no registered object has all of the metadata {0:?}")]
     NoMatch(BTreeSet<String>),
+    /// A metadata tag is not acceptable.
+    #[error("invalid metadata tag `{tag}`: {reason}")]
+    InvalidMetadata {
+        /// The tag given (at most its first 64 characters).
+        tag: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The registration would break one of the nameserver's limits.
+    #[error("the nameserver's limit `{setting}` ({limit}) does not allow this")]
+    LimitReached {
+        /// The field of the nameserver's `Limits`.
+        setting: String,
+        /// Its value.
+        limit: usize,
+    },
     /// A `list`, `yplookup` or `remove` by pattern ran out of its time budget (a costly
     /// regular expression over many names, say) and was stopped.
     #[error("the query did not finish within its budget of {budget:?}; narrow it")]
