@@ -22,6 +22,8 @@ pub struct Limits {
     pub max_tags: usize,
     /// The longest metadata tag, in bytes. Default 256.
     pub max_tag_len: usize,
+    /// The longest lease, in seconds. Default one day.
+    pub max_ttl_secs: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +33,7 @@ impl Default for Limits {
             max_uri_len: 1024,
             max_tags: 32,
             max_tag_len: 256,
+            max_ttl_secs: 86_400,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 
 use crate::limits::{Limits, validate_name};
 use regex::Regex;
@@ -55,6 +55,10 @@ impl Deadline {
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: OrdMap<String, Registration>,
+    /// When each leased name expires; names without a lease are permanent.
+    leases: OrdMap<String, Instant>,
+    /// The same leases by expiry, so expired ones are found without a scan.
+    expiries: OrdSet<(Instant, String)>,
     limits: Limits,
 }
 
@@ -75,7 +79,12 @@ impl Registry {
                 metadata: BTreeSet::new(),
             },
         );
-        Registry { entries, limits }
+        Registry {
+            entries,
+            leases: OrdMap::new(),
+            expiries: OrdSet::new(),
+            limits,
+        }
     }
 
     /// Registers `name`. In `safe` mode an existing name is left alone.
@@ -111,8 +120,65 @@ impl Registry {
                 limit: self.limits.max_registrations,
             });
         }
+        self.end_lease(&name);
         self.entries.insert(name, Registration { uri, metadata });
         Ok(())
+    }
+
+    /// Registers (or renews) `name` until `now + ttl`, replacing what the name held.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register) without safe mode.
+    pub fn register_lease(
+        &mut self,
+        name: String,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), NamingError> {
+        let too_long = NamingError::LimitReached {
+            setting: "max_ttl_secs".into(),
+            limit: self.limits.max_ttl_secs as usize,
+        };
+        if ttl.as_secs() >= self.limits.max_ttl_secs {
+            return Err(too_long);
+        }
+        let expires = now.checked_add(ttl).ok_or(too_long)?;
+        self.register(name.clone(), uri, false, metadata)?;
+        self.leases.insert(name.clone(), expires);
+        self.expiries.insert((expires, name));
+        Ok(())
+    }
+
+    /// Removes the registrations whose lease ran out by `now`; returns how many.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        while let Some((at, name)) = self.expiries.get_min().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.remove(&(at, name.clone()));
+            self.leases.remove(&name);
+            self.entries.remove(&name);
+            expired += 1;
+        }
+        expired
+    }
+
+    /// How long the lease of `name` has left at `now`; `None` for a permanent registration.
+    pub fn lease_left(&self, name: &str, now: Instant) -> Option<Duration> {
+        self.leases
+            .get(name)
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    /// Makes `name` permanent (or forgets it), dropping its lease if it has one.
+    fn end_lease(&mut self, name: &str) {
+        if let Some(at) = self.leases.remove(name) {
+            self.expiries.remove(&(at, name.to_owned()));
+        }
     }
 
     /// What `name` stands for.
@@ -238,10 +304,14 @@ impl Registry {
 
     /// Removes `names` (never the nameserver's own); returns how many were there.
     pub fn remove_names(&mut self, names: &[String]) -> u64 {
-        names
-            .iter()
-            .filter(|name| *name != NAMESERVER_OBJECT_ID && self.entries.remove(*name).is_some())
-            .count() as u64
+        let mut removed = 0;
+        for name in names {
+            if name != NAMESERVER_OBJECT_ID && self.entries.remove(name).is_some() {
+                self.end_lease(name);
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// How many names are registered, the nameserver's own included.
@@ -519,5 +589,41 @@ mod tests {
             registry.register("a".into(), long_uri, false, tags(&[])),
             Err(NamingError::LimitReached { setting, .. }) if setting == "max_uri_len"
         ));
+    }
+
+    #[test]
+    fn leased_names_expire_unless_renewed_and_plain_registration_is_permanent() {
+        let mut registry = registry();
+        let start = Instant::now();
+        let ttl = Duration::from_secs(10);
+        registry
+            .register_lease("leased".into(), uri("l"), tags(&[]), ttl, start)
+            .unwrap();
+        assert_eq!(registry.lease_left("leased", start), Some(ttl));
+        assert_eq!(registry.lease_left("other", start), None);
+        // Renewed halfway: it outlives its first expiry.
+        registry
+            .register_lease("leased".into(), uri("l"), tags(&[]), ttl, start + ttl / 2)
+            .unwrap();
+        assert_eq!(registry.expire(start + ttl), 0);
+        assert!(registry.lookup("leased").is_ok());
+        assert_eq!(registry.expire(start + ttl * 3 / 2), 1);
+        assert!(registry.lookup("leased").is_err());
+        // A plain registration ends a lease; removing a leased name forgets its lease.
+        registry
+            .register_lease("kept".into(), uri("k"), tags(&[]), ttl, start)
+            .unwrap();
+        registry
+            .register("kept".into(), uri("k"), false, tags(&[]))
+            .unwrap();
+        registry
+            .register_lease("gone".into(), uri("g"), tags(&[]), ttl, start)
+            .unwrap();
+        registry.remove(&NameFilter::Name("gone".into())).unwrap();
+        registry
+            .register("gone".into(), uri("g2"), false, tags(&[]))
+            .unwrap();
+        assert_eq!(registry.expire(start + ttl * 10), 0);
+        assert!(registry.lookup("kept").is_ok() && registry.lookup("gone").is_ok());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rpc_core::{MetadataQuery, NameFilter, NameServer, NamingError, Registration, Uri};
 use tokio::sync::Semaphore;
@@ -62,9 +62,15 @@ impl NameServerImpl {
             .unwrap_or(Err(NamingError::QueryTooSlow { budget }))
     }
 
+    /// The registry, its expired leases gone: no answer names a worker that stopped renewing.
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // Registry operations do not panic midway, so a poisoned lock still holds sound data.
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let expired = registry.expire(Instant::now());
+        if expired > 0 {
+            tracing::info!(target: "nameserver", expired, "leases ran out");
+        }
+        registry
     }
 }
 
@@ -78,6 +84,18 @@ impl NameServer for NameServerImpl {
     ) -> Result<(), NamingError> {
         tracing::info!(target: "nameserver", %name, %uri, "register");
         self.registry().register(name, uri, safe, metadata)
+    }
+
+    async fn register_lease(
+        &self,
+        name: String,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Duration,
+    ) -> Result<(), NamingError> {
+        tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register with a lease");
+        self.registry()
+            .register_lease(name, uri, metadata, ttl, Instant::now())
     }
 
     async fn lookup(&self, name: String) -> Result<Uri, NamingError> {

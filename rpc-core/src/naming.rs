@@ -5,6 +5,7 @@
 //! resolve names through this module, so the core does not depend on that crate (Pyro keeps
 //! `locate_ns` and `resolve` in its core too).
 
+mod lease;
 mod locate;
 mod resolve;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use lease::Lease;
 pub use locate::locate_ns;
 pub(crate) use resolve::resolve;
 
@@ -131,6 +133,17 @@ pub trait NameServer {
         uri: Uri,
         safe: bool,
         metadata: BTreeSet<String>,
+    ) -> Result<(), NamingError>;
+    /// Registers (or renews) `name` for `uri` with `metadata` for `ttl`: unless registered
+    /// again within it, the registration disappears, so a worker that dies is not handed out
+    /// for longer than one `ttl`. [`Lease`] keeps one alive. A plain
+    /// [`register`](NameServer::register) of the name makes it permanent again.
+    async fn register_lease(
+        &self,
+        name: String,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Duration,
     ) -> Result<(), NamingError>;
     /// The URI registered under `name`.
     async fn lookup(&self, name: String) -> Result<Uri, NamingError>;

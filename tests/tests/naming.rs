@@ -544,3 +544,75 @@ async fn a_hostile_pattern_fails_within_its_budget_and_lookups_go_on() {
             .count()
     );
 }
+
+/// Polls `lookup(name)` until it fails as unknown; how long that took.
+async fn until_unknown(names: &NameServerProxy, name: &str) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    within("the registration to expire", async {
+        loop {
+            match names.lookup(name.into()).await {
+                Err(CallError::Method(NamingError::UnknownName(_))) => break,
+                Ok(_) => tokio::task::yield_now().await,
+                Err(other) => panic!("lookup failed: {other:?}"),
+            }
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_leased_registration_lives_while_renewed_and_expires_when_its_worker_stops() {
+    let (ns, config) = nameserver().await;
+    let names = NameServerProxy::new(ns.uri().clone());
+    let (_daemon, calc, _) = serve_calc().await;
+    let ttl = std::time::Duration::from_millis(300);
+    let lease = rpc_core::Lease::start(&config, "leased.calc", calc.proxy().uri().clone(), ttl)
+        .await
+        .unwrap();
+    // Renewals keep it: it is still there after several TTLs.
+    let by_name = CalcProxy::from_proxy(Proxy::with_config(
+        "PYRONAME:leased.calc".parse().unwrap(),
+        config.clone(),
+    ));
+    let kept_until = std::time::Instant::now() + ttl * 4;
+    while std::time::Instant::now() < kept_until {
+        assert!(names.lookup("leased.calc".into()).await.is_ok());
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(by_name.add(1, 2).await.unwrap(), 3);
+    assert!(lease.is_renewing());
+    // The worker dies without a word: the name goes once its lease runs out.
+    drop(lease);
+    let gone_after = until_unknown(&names, "leased.calc").await;
+    println!("a lease of {ttl:?} ran out {gone_after:?} after its worker stopped renewing");
+}
+
+#[tokio::test]
+async fn a_lease_is_registered_again_after_the_nameserver_restarts_and_removed_on_request() {
+    let (ns, config) = nameserver().await;
+    let address = ns.daemon().local_addr().unwrap();
+    let (_daemon, calc, _) = serve_calc().await;
+    let ttl = std::time::Duration::from_millis(300);
+    let lease = rpc_core::Lease::start(&config, "restarted.calc", calc.proxy().uri().clone(), ttl)
+        .await
+        .unwrap();
+    ns.shutdown().await;
+    // A new nameserver on the same port starts empty; the worker's next renewal fills it.
+    let restarted = nameserver::start(Options::loopback(address.port()))
+        .await
+        .unwrap();
+    let names = NameServerProxy::new(restarted.uri().clone());
+    within("the lease registering again", async {
+        while names.lookup("restarted.calc".into()).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // A graceful stop removes it at once.
+    lease.remove().await.unwrap();
+    assert!(matches!(
+        names.lookup("restarted.calc".into()).await,
+        Err(CallError::Method(NamingError::UnknownName(_)))
+    ));
+}

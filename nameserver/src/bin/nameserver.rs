@@ -63,11 +63,15 @@ enum Command {
         /// The object's `PYRO:` URI.
         uri: Uri,
         /// Refuse to overwrite an existing registration.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ttl")]
         safe: bool,
         /// A metadata tag; repeat for several.
         #[arg(long = "meta")]
         metadata: Vec<String>,
+        /// Let the registration expire after this many seconds unless registered again
+        /// (a lease); without it the registration is permanent, as in Pyro.
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<f64>,
         #[command(flatten)]
         ns: NsAddress,
     },
@@ -177,18 +181,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             uri,
             safe,
             metadata,
+            ttl,
             ns,
         } => {
             let names = ns.locate().await?;
-            names
-                .register(
-                    name.clone(),
-                    uri.clone(),
-                    safe,
-                    metadata.into_iter().collect(),
-                )
-                .await?;
-            println!("registered {name} --> {uri}");
+            let metadata = metadata.into_iter().collect();
+            match ttl {
+                Some(seconds) => {
+                    let ttl = std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
+                        anyhow::anyhow!("--ttl takes a number of seconds, not {seconds}")
+                    })?;
+                    names
+                        .register_lease(name.clone(), uri.clone(), metadata, ttl)
+                        .await?;
+                    println!("registered {name} --> {uri} for {seconds} s");
+                }
+                None => {
+                    names
+                        .register(name.clone(), uri.clone(), safe, metadata)
+                        .await?;
+                    println!("registered {name} --> {uri}");
+                }
+            }
         }
         Command::Remove {
             pattern,

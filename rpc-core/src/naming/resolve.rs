@@ -91,7 +91,8 @@ fn nameserver_config(uri: &Uri, config: &Config) -> Config {
     config
 }
 
-fn naming(error: CallError<NamingError>) -> Error {
+/// A nameserver call's error as the crate's [`Error`].
+pub(super) fn naming(error: CallError<NamingError>) -> Error {
     match error {
         CallError::Method(error) => Error::Naming(error),
         CallError::Rpc(error) => error,

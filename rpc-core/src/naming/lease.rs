@@ -1,0 +1,151 @@
+//! `Lease`: keeps a registration with a time to live alive, from the worker's side.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::NameFilter;
+use super::locate::cached_locate_ns;
+use super::resolve::naming;
+use crate::{Config, Error, Uri};
+
+/// A registration that a background task renews until the lease is removed or dropped.
+///
+/// It registers `name` at once, then again every third of the time to live, so two renewals
+/// may fail before the registration runs out. A renewal that fails (the nameserver restarted,
+/// or is unreachable) is tried again at once against a freshly located nameserver, then on the
+/// next tick: a restarted nameserver learns the name again within a third of the TTL.
+///
+/// Dropping the lease stops renewing and leaves the registration to expire (what a crashed
+/// worker would do); [`remove`](Lease::remove) takes it away at once, for a graceful stop.
+///
+/// A worker registers its object, serves, and removes it when it stops (this needs a running
+/// nameserver, which `tests/tests/naming.rs` starts):
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use rpc_core::{Config, Lease};
+/// # #[tokio::main] async fn main() -> Result<(), rpc_core::Error> {
+/// let config = Config::default(); // finds the nameserver as `locate_ns` does
+/// let uri = "PYRO:worker@127.0.0.1:4000".parse()?;
+/// let lease = Lease::start(&config, "my.worker", uri, Duration::from_secs(10)).await?;
+/// // ... serve ...
+/// lease.remove().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Lease {
+    name: String,
+    config: Config,
+    renewing: JoinHandle<()>,
+}
+
+impl Lease {
+    /// Registers `name` for `uri` with the nameserver `config` finds, for `ttl`, and keeps it
+    /// registered.
+    ///
+    /// # Errors
+    ///
+    /// The first registration's failure: no nameserver, or its refusal (an invalid name, a
+    /// limit, a TTL beyond its maximum).
+    pub async fn start(
+        config: &Config,
+        name: &str,
+        uri: Uri,
+        ttl: Duration,
+    ) -> Result<Lease, Error> {
+        Lease::start_with_metadata(config, name, uri, BTreeSet::new(), ttl).await
+    }
+
+    /// As [`start`](Lease::start), with metadata tags.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Lease::start).
+    pub async fn start_with_metadata(
+        config: &Config,
+        name: &str,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Duration,
+    ) -> Result<Lease, Error> {
+        let renewal = Renewal {
+            config: config.clone(),
+            name: name.to_owned(),
+            uri,
+            metadata,
+            ttl,
+        };
+        renewal.renew().await?;
+        Ok(Lease {
+            name: name.to_owned(),
+            config: config.clone(),
+            renewing: tokio::spawn(renewal.keep_renewing()),
+        })
+    }
+
+    /// Whether the renewals still run.
+    pub fn is_renewing(&self) -> bool {
+        !self.renewing.is_finished()
+    }
+
+    /// Stops renewing and removes the registration now.
+    ///
+    /// # Errors
+    ///
+    /// If the nameserver cannot be reached; the registration then expires by itself.
+    pub async fn remove(self) -> Result<(), Error> {
+        self.renewing.abort();
+        let ns = cached_locate_ns(&self.config).await?;
+        ns.remove(NameFilter::Name(self.name.clone()))
+            .await
+            .map_err(naming)?;
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewing.abort();
+    }
+}
+
+/// What the renewing task needs.
+struct Renewal {
+    config: Config,
+    name: String,
+    uri: Uri,
+    metadata: BTreeSet<String>,
+    ttl: Duration,
+}
+
+impl Renewal {
+    async fn renew(&self) -> Result<(), Error> {
+        let ns = cached_locate_ns(&self.config).await?;
+        ns.register_lease(
+            self.name.clone(),
+            self.uri.clone(),
+            self.metadata.clone(),
+            self.ttl,
+        )
+        .await
+        .map_err(naming)
+    }
+
+    async fn keep_renewing(self) {
+        let every = (self.ttl / 3).max(Duration::from_millis(10));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = self.renew().await {
+                // A nameserver that restarted or moved: locate one afresh and try once more.
+                super::locate::forget_ns(&self.config);
+                if let Err(again) = self.renew().await {
+                    tracing::warn!(target: "rpc_core::naming", name = %self.name, %error, %again, "lease renewal failed; retrying at the next tick");
+                }
+            }
+        }
+    }
+}
