@@ -23,10 +23,11 @@ async fn main() -> anyhow::Result<()> {
     config.nameserver = NameServerConfig::at("127.0.0.1", ns_port);
 
     let worker = Daemon::bind("127.0.0.1:0").await?;
-    currency::serve_worker(&worker, &config).await?;
+    let lease = currency::serve_worker(&worker, &config).await?;
 
     currency::run_client(&pairs, &config).await?;
 
+    lease.remove().await?;
     worker.shutdown().await;
     ns.shutdown().await;
     Ok(())

@@ -25,8 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = args.nameserver.config();
     let daemon = Daemon::bind(format!("{}:{}", args.host, args.port).as_str()).await?;
-    currency::serve_worker(&daemon, &config).await?;
+    let lease = currency::serve_worker(&daemon, &config).await?;
     println!("worker: serving until Ctrl-C");
-    daemon.run_until(tokio::signal::ctrl_c()).await;
+    tokio::signal::ctrl_c().await?;
+    // Leave the nameserver before stopping, so no client is sent to a worker that is gone.
+    lease.remove().await?;
+    daemon.shutdown().await;
     Ok(())
 }

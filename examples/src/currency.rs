@@ -1,11 +1,10 @@
 //! Pyro's currency tutorial, in Rust: a worker that serves exchange rates under the name
 //! `MyWorker`, and a client that finds it by name and fetches rates one by one, then all at once.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use rpc_core::{CallError, Config, Daemon, InstanceMode, Proxy, Uri, locate_ns, service};
+use rpc_core::{CallError, Config, Daemon, InstanceMode, Lease, Proxy, Uri, service};
 use serde::{Deserialize, Serialize};
 
 /// The name the worker registers in the nameserver.
@@ -80,25 +79,26 @@ impl Worker for RateTable {
     }
 }
 
+/// How long the worker's registration lives unless renewed: a worker that dies leaves the
+/// nameserver within this time.
+pub const WORKER_TTL: Duration = Duration::from_secs(10);
+
 /// Registers a `percall` rate table with `daemon` and its URI under [`WORKER_NAME`] in the
-/// nameserver that `config` leads to. Returns the worker's URI.
+/// nameserver that `config` leads to, with a lease that is renewed while the returned
+/// [`Lease`] lives (and again after a nameserver restart).
 ///
 /// # Errors
 ///
 /// If the nameserver cannot be found or refuses the registration.
-pub async fn serve_worker(daemon: &Daemon, config: &Config) -> anyhow::Result<Uri> {
+pub async fn serve_worker(daemon: &Daemon, config: &Config) -> anyhow::Result<Lease> {
     let uri = daemon.register_factory("currency.worker", InstanceMode::PerCall, || {
         WorkerSkeleton::new(RateTable)
     })?;
-    let names = locate_ns(config).await?;
-    names
-        .register(WORKER_NAME.into(), uri.clone(), false, BTreeSet::new())
-        .await?;
+    let lease = Lease::start(config, WORKER_NAME, uri.clone(), WORKER_TTL).await?;
     println!(
-        "worker: registered {WORKER_NAME} --> {uri} (nameserver {})",
-        names.proxy().uri()
+        "worker: registered {WORKER_NAME} --> {uri} for {WORKER_TTL:?}, renewed while it runs"
     );
-    Ok(uri)
+    Ok(lease)
 }
 
 /// Fetches every pair through `PYRONAME:MyWorker`, first one after another, then all at once,
