@@ -49,7 +49,7 @@ use rpc_core::{
 
 pub use discovery::DiscoveryResponder;
 pub use limits::{Limits, MAX_NAME_LEN, validate_name};
-pub use registry::{Deadline, MAX_PATTERN_LEN, Registry};
+pub use registry::{Deadline, MAX_PATTERN_LEN, MIN_TOKEN_LEN, Registry};
 pub use server::{DEFAULT_QUERY_BUDGET, NameServerImpl};
 
 /// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.
@@ -72,6 +72,9 @@ pub struct Options {
     pub query_budget: Duration,
     /// Caps on what the registry holds.
     pub limits: Limits,
+    /// A token that may change or remove any name, owned or not: the operator's, for
+    /// cleaning up. Default none.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             config: Config::default(),
             query_budget: DEFAULT_QUERY_BUDGET,
             limits: Limits::default(),
+            admin_token: None,
         }
     }
 }
@@ -121,10 +125,12 @@ pub async fn start(options: Options) -> Result<RunningNameServer, Error> {
     .to_string();
     let daemon = Daemon::bind_with(address.as_str(), options.config).await?;
     let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
+    let mut registry = Registry::with_limits(uri.clone(), options.limits);
+    registry.set_admin_token(options.admin_token);
     daemon.register_as(
         NAMESERVER_OBJECT_ID,
         NameServerSkeleton::new(NameServerImpl::with_registry(
-            Registry::with_limits(uri.clone(), options.limits),
+            registry,
             options.query_budget,
         )),
     )?;

@@ -17,6 +17,18 @@ const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 /// The longest regular expression accepted, in bytes.
 pub const MAX_PATTERN_LEN: usize = 256;
 
+/// The shortest owner token accepted: a token is a secret, and a short one is guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Compares two secrets in time that depends on their lengths only, not on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
 /// When a query must give up, and the budget it was given (for the error).
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -59,6 +71,10 @@ pub struct Registry {
     leases: OrdMap<String, Instant>,
     /// The same leases by expiry, so expired ones are found without a scan.
     expiries: OrdSet<(Instant, String)>,
+    /// The owner token of each owned name; others are unowned, as all names are in Pyro.
+    owners: OrdMap<String, String>,
+    /// A token that may change or remove any name, the operator's.
+    admin_token: Option<String>,
     limits: Limits,
 }
 
@@ -83,7 +99,34 @@ impl Registry {
             entries,
             leases: OrdMap::new(),
             expiries: OrdSet::new(),
+            owners: OrdMap::new(),
+            admin_token: None,
             limits,
+        }
+    }
+
+    /// Lets `token` change or remove any name, owned or not (the operator's cleanup).
+    pub fn set_admin_token(&mut self, token: Option<String>) {
+        self.admin_token = token;
+    }
+
+    /// Refuses a change of `name` unless it is unowned, or `token` is its owner's or the
+    /// admin's.
+    fn check_owner(&self, name: &str, token: Option<&str>) -> Result<(), NamingError> {
+        let Some(owner) = self.owners.get(name) else {
+            return Ok(());
+        };
+        let allowed = token.is_some_and(|token| {
+            same_secret(token, owner)
+                || self
+                    .admin_token
+                    .as_deref()
+                    .is_some_and(|admin| same_secret(token, admin))
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(NamingError::Owned(name.to_owned()))
         }
     }
 
@@ -92,8 +135,21 @@ impl Registry {
     /// # Errors
     ///
     /// An invalid name or metadata, a URI that is not `PYRO:`, a taken name in safe mode, the
-    /// nameserver's own name, or a limit reached.
+    /// nameserver's own name, a name owned by someone (see
+    /// [`register_lease`](Self::register_lease)), or a limit reached.
     pub fn register(
+        &mut self,
+        name: String,
+        uri: Uri,
+        safe: bool,
+        metadata: BTreeSet<String>,
+    ) -> Result<(), NamingError> {
+        self.check_owner(&name, None)?;
+        self.insert(name, uri, safe, metadata)
+    }
+
+    /// Registers `name` after its owner was checked.
+    fn insert(
         &mut self,
         name: String,
         uri: Uri,
@@ -125,11 +181,14 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers (or renews) `name` until `now + ttl`, replacing what the name held.
+    /// Registers (or renews) `name` until `now + ttl`, replacing what the name held, owned by
+    /// `owner`: from then on only `owner` (or the admin token) may renew, overwrite, change or
+    /// remove it.
     ///
     /// # Errors
     ///
-    /// As [`register`](Self::register) without safe mode.
+    /// As [`register`](Self::register) without safe mode; [`NamingError::Owned`] if another
+    /// token owns the name.
     pub fn register_lease(
         &mut self,
         name: String,
@@ -137,7 +196,15 @@ impl Registry {
         metadata: BTreeSet<String>,
         ttl: Duration,
         now: Instant,
+        owner: &str,
     ) -> Result<(), NamingError> {
+        if owner.len() < MIN_TOKEN_LEN {
+            return Err(NamingError::InvalidName {
+                name,
+                reason: format!("an owner token has at least {MIN_TOKEN_LEN} characters"),
+            });
+        }
+        self.check_owner(&name, Some(owner))?;
         let too_long = NamingError::LimitReached {
             setting: "max_ttl_secs".into(),
             limit: self.limits.max_ttl_secs as usize,
@@ -146,7 +213,9 @@ impl Registry {
             return Err(too_long);
         }
         let expires = now.checked_add(ttl).ok_or(too_long)?;
-        self.register(name.clone(), uri, false, metadata)?;
+        self.insert(name.clone(), uri, false, metadata)?;
+        self.end_lease(&name);
+        self.owners.insert(name.clone(), owner.to_owned());
         self.leases.insert(name.clone(), expires);
         self.expiries.insert((expires, name));
         Ok(())
@@ -161,6 +230,7 @@ impl Registry {
             }
             self.expiries.remove(&(at, name.clone()));
             self.leases.remove(&name);
+            self.owners.remove(&name);
             self.entries.remove(&name);
             expired += 1;
         }
@@ -254,6 +324,7 @@ impl Registry {
         if name == NAMESERVER_OBJECT_ID {
             return Err(NamingError::Protected(name.to_owned()));
         }
+        self.check_owner(name, None)?;
         self.limits.check_metadata(&metadata)?;
         let registration = self
             .entries
@@ -270,8 +341,22 @@ impl Registry {
     /// [`NamingError::Protected`] when asked to remove the nameserver's own entry by name,
     /// [`NamingError::BadPattern`] for a bad regular expression.
     pub fn remove(&mut self, filter: &NameFilter) -> Result<u64, NamingError> {
-        let names = self.names_to_remove(filter, Deadline::never())?;
-        Ok(self.remove_names(&names))
+        self.remove_as(filter, None)
+    }
+
+    /// Removes what the filter selects that `token` may remove: unowned names, names `token`
+    /// owns, or any name for the admin token. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`remove`](Self::remove); [`NamingError::Owned`] for a single name owned by another.
+    pub fn remove_as(
+        &mut self,
+        filter: &NameFilter,
+        token: Option<&str>,
+    ) -> Result<u64, NamingError> {
+        let names = self.names_to_remove(filter, token, Deadline::never())?;
+        Ok(self.remove_names(&names, token))
     }
 
     /// The names `remove(filter)` would remove, found before `deadline` (on a snapshot, say).
@@ -282,12 +367,14 @@ impl Registry {
     pub fn names_to_remove(
         &self,
         filter: &NameFilter,
+        token: Option<&str>,
         deadline: Deadline,
     ) -> Result<Vec<String>, NamingError> {
         if matches!(filter, NameFilter::Name(name) if name == NAMESERVER_OBJECT_ID) {
             return Err(NamingError::Protected(NAMESERVER_OBJECT_ID.to_owned()));
         }
         if let NameFilter::Name(name) = filter {
+            self.check_owner(name, token)?;
             return Ok(self
                 .entries
                 .get(name)
@@ -296,18 +383,26 @@ impl Registry {
                 .collect());
         }
         let matcher = Matcher::new(filter)?;
+        // A pattern passes over the names it may not remove.
         let found = self.select(deadline, |name, _| {
-            name != NAMESERVER_OBJECT_ID && matcher.matches(name)
+            name != NAMESERVER_OBJECT_ID
+                && matcher.matches(name)
+                && self.check_owner(name, token).is_ok()
         })?;
         Ok(found.into_keys().collect())
     }
 
-    /// Removes `names` (never the nameserver's own); returns how many were there.
-    pub fn remove_names(&mut self, names: &[String]) -> u64 {
+    /// Removes those of `names` that `token` may remove (never the nameserver's own); returns
+    /// how many were there.
+    pub fn remove_names(&mut self, names: &[String], token: Option<&str>) -> u64 {
         let mut removed = 0;
         for name in names {
-            if name != NAMESERVER_OBJECT_ID && self.entries.remove(name).is_some() {
+            if name != NAMESERVER_OBJECT_ID
+                && self.check_owner(name, token).is_ok()
+                && self.entries.remove(name).is_some()
+            {
                 self.end_lease(name);
+                self.owners.remove(name);
                 removed += 1;
             }
         }
@@ -545,7 +640,7 @@ mod tests {
             Err(NamingError::QueryTooSlow { .. })
         ));
         assert!(matches!(
-            registry.names_to_remove(&NameFilter::Regex("app".into()), spent),
+            registry.names_to_remove(&NameFilter::Regex("app".into()), None, spent),
             Err(NamingError::QueryTooSlow { .. })
         ));
         let long = "a".repeat(MAX_PATTERN_LEN + 1);
@@ -597,33 +692,99 @@ mod tests {
         let start = Instant::now();
         let ttl = Duration::from_secs(10);
         registry
-            .register_lease("leased".into(), uri("l"), tags(&[]), ttl, start)
+            .register_lease("leased".into(), uri("l"), tags(&[]), ttl, start, OWNER)
             .unwrap();
         assert_eq!(registry.lease_left("leased", start), Some(ttl));
         assert_eq!(registry.lease_left("other", start), None);
         // Renewed halfway: it outlives its first expiry.
         registry
-            .register_lease("leased".into(), uri("l"), tags(&[]), ttl, start + ttl / 2)
+            .register_lease(
+                "leased".into(),
+                uri("l"),
+                tags(&[]),
+                ttl,
+                start + ttl / 2,
+                OWNER,
+            )
             .unwrap();
         assert_eq!(registry.expire(start + ttl), 0);
         assert!(registry.lookup("leased").is_ok());
         assert_eq!(registry.expire(start + ttl * 3 / 2), 1);
         assert!(registry.lookup("leased").is_err());
-        // A plain registration ends a lease; removing a leased name forgets its lease.
+        // Removing a leased name forgets its lease: registered again, it is permanent.
         registry
-            .register_lease("kept".into(), uri("k"), tags(&[]), ttl, start)
+            .register_lease("gone".into(), uri("g"), tags(&[]), ttl, start, OWNER)
             .unwrap();
         registry
-            .register("kept".into(), uri("k"), false, tags(&[]))
+            .remove_as(&NameFilter::Name("gone".into()), Some(OWNER))
             .unwrap();
-        registry
-            .register_lease("gone".into(), uri("g"), tags(&[]), ttl, start)
-            .unwrap();
-        registry.remove(&NameFilter::Name("gone".into())).unwrap();
         registry
             .register("gone".into(), uri("g2"), false, tags(&[]))
             .unwrap();
         assert_eq!(registry.expire(start + ttl * 10), 0);
-        assert!(registry.lookup("kept").is_ok() && registry.lookup("gone").is_ok());
+        assert!(registry.lookup("gone").is_ok());
+    }
+
+    const OWNER: &str = "owner-token-0123456789";
+
+    #[test]
+    fn an_owned_name_changes_only_with_its_owner_or_the_admin_token() {
+        let mut registry = registry();
+        registry.set_admin_token(Some("admin-token-0123456789".into()));
+        let (now, ttl) = (Instant::now(), Duration::from_secs(60));
+        registry
+            .register_lease("owned".into(), uri("w"), tags(&[]), ttl, now, OWNER)
+            .unwrap();
+        fn owned<T>(result: Result<T, NamingError>) -> bool {
+            matches!(result, Err(NamingError::Owned(name)) if name == "owned")
+        }
+        // Pyro's API, which has no owners, cannot touch it.
+        assert!(owned(registry.register(
+            "owned".into(),
+            uri("evil"),
+            false,
+            tags(&[])
+        )));
+        assert!(owned(registry.set_metadata("owned", tags(&["x"]))));
+        assert!(owned(registry.remove(&NameFilter::Name("owned".into()))));
+        // Nor can another token.
+        let thief = "thief-token-0123456789";
+        assert!(owned(registry.register_lease(
+            "owned".into(),
+            uri("evil"),
+            tags(&[]),
+            ttl,
+            now,
+            thief
+        )));
+        assert!(owned(
+            registry.remove_as(&NameFilter::Name("owned".into()), Some(thief))
+        ));
+        // A pattern passes over it.
+        assert_eq!(registry.remove(&NameFilter::Regex(".*".into())).unwrap(), 3);
+        assert_eq!(registry.lookup("owned").unwrap().uri, uri("w"));
+        // Its owner renews it; the admin removes it.
+        registry
+            .register_lease("owned".into(), uri("w2"), tags(&[]), ttl, now, OWNER)
+            .unwrap();
+        assert_eq!(
+            registry
+                .remove_as(
+                    &NameFilter::Prefix("own".into()),
+                    Some("admin-token-0123456789")
+                )
+                .unwrap(),
+            1
+        );
+        // Once gone, the name is free for anyone.
+        registry
+            .register("owned".into(), uri("new"), false, tags(&[]))
+            .unwrap();
+        // A token short enough to guess is refused.
+        assert!(
+            registry
+                .register_lease("short".into(), uri("s"), tags(&[]), ttl, now, "short")
+                .is_err()
+        );
     }
 }

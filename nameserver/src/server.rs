@@ -92,10 +92,11 @@ impl NameServer for NameServerImpl {
         uri: Uri,
         metadata: BTreeSet<String>,
         ttl: Duration,
+        owner: String,
     ) -> Result<(), NamingError> {
         tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register with a lease");
         self.registry()
-            .register_lease(name, uri, metadata, ttl, Instant::now())
+            .register_lease(name, uri, metadata, ttl, Instant::now(), &owner)
     }
 
     async fn lookup(&self, name: String) -> Result<Uri, NamingError> {
@@ -141,18 +142,11 @@ impl NameServer for NameServerImpl {
     }
 
     async fn remove(&self, filter: NameFilter) -> Result<u64, NamingError> {
-        let removed = match &filter {
-            NameFilter::Name(_) => self.registry().remove(&filter)?,
-            _ => {
-                let selector = filter.clone();
-                let names = self
-                    .query(move |registry, deadline| registry.names_to_remove(&selector, deadline))
-                    .await?;
-                self.registry().remove_names(&names)
-            }
-        };
-        tracing::info!(target: "nameserver", ?filter, removed, "remove");
-        Ok(removed)
+        self.remove_as(filter, None).await
+    }
+
+    async fn remove_owned(&self, filter: NameFilter, token: String) -> Result<u64, NamingError> {
+        self.remove_as(filter, Some(token)).await
     }
 
     async fn count(&self) -> u64 {
@@ -160,4 +154,28 @@ impl NameServer for NameServerImpl {
     }
 
     async fn ping(&self) {}
+}
+
+impl NameServerImpl {
+    async fn remove_as(
+        &self,
+        filter: NameFilter,
+        token: Option<String>,
+    ) -> Result<u64, NamingError> {
+        let removed = match &filter {
+            NameFilter::Name(_) => self.registry().remove_as(&filter, token.as_deref())?,
+            _ => {
+                let selector = filter.clone();
+                let asker = token.clone();
+                let names = self
+                    .query(move |registry, deadline| {
+                        registry.names_to_remove(&selector, asker.as_deref(), deadline)
+                    })
+                    .await?;
+                self.registry().remove_names(&names, token.as_deref())
+            }
+        };
+        tracing::info!(target: "nameserver", ?filter, removed, "remove");
+        Ok(removed)
+    }
 }

@@ -82,7 +82,7 @@ pub use error::{CallError, Error};
 pub use naming::{
     DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, Lease, MetadataQuery,
     NAMESERVER_OBJECT_ID, NameFilter, NameServer, NameServerBlockingProxy, NameServerConfig,
-    NameServerProxy, NameServerSkeleton, NamingError, Registration, locate_ns,
+    NameServerProxy, NameServerSkeleton, NamingError, Registration, locate_ns, new_owner_token,
 };
 pub use protocol::RemoteError;
 pub use proxy::Proxy;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use lease::Lease;
+pub use lease::{Lease, new_owner_token};
 pub use locate::locate_ns;
 pub(crate) use resolve::resolve;
 
@@ -105,6 +105,13 @@ pub enum NamingError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The name is owned (registered with an owner token, as a [`Lease`] does), and the caller
+    /// did not give that token or the nameserver's admin token.
+    #[error(
+        "`{0}` is owned by whoever registered it; only its owner token (or the nameserver's \
+         admin token) may change or remove it"
+    )]
+    Owned(String),
     /// The registration would break one of the nameserver's limits.
     #[error("the nameserver's limit `{setting}` ({limit}) does not allow this")]
     LimitReached {
@@ -136,14 +143,19 @@ pub trait NameServer {
     ) -> Result<(), NamingError>;
     /// Registers (or renews) `name` for `uri` with `metadata` for `ttl`: unless registered
     /// again within it, the registration disappears, so a worker that dies is not handed out
-    /// for longer than one `ttl`. [`Lease`] keeps one alive. A plain
-    /// [`register`](NameServer::register) of the name makes it permanent again.
+    /// for longer than one `ttl`. [`Lease`] keeps one alive.
+    ///
+    /// The registration belongs to `owner`, a secret token of at least 16 characters: renewing,
+    /// overwriting, changing or removing the name needs it (or the nameserver's admin token);
+    /// anyone else gets [`NamingError::Owned`]. Plain `register`, `set_metadata` and `remove`
+    /// (Pyro's API, which has no owners) leave owned names alone.
     async fn register_lease(
         &self,
         name: String,
         uri: Uri,
         metadata: BTreeSet<String>,
         ttl: Duration,
+        owner: String,
     ) -> Result<(), NamingError>;
     /// The URI registered under `name`.
     async fn lookup(&self, name: String) -> Result<Uri, NamingError>;
@@ -167,8 +179,12 @@ pub trait NameServer {
         name: String,
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError>;
-    /// Removes the names the filter selects (never the nameserver's own); returns how many.
+    /// Removes the names the filter selects (never the nameserver's own, nor owned names);
+    /// returns how many.
     async fn remove(&self, filter: NameFilter) -> Result<u64, NamingError>;
+    /// As [`remove`](NameServer::remove), with a token: names it owns are removed too, and
+    /// the admin token removes any name.
+    async fn remove_owned(&self, filter: NameFilter, token: String) -> Result<u64, NamingError>;
     /// How many names are registered, the nameserver's own included.
     async fn count(&self) -> u64;
     /// Answers, to show the nameserver is alive.

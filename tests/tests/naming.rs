@@ -616,3 +616,72 @@ async fn a_lease_is_registered_again_after_the_nameserver_restarts_and_removed_o
         Err(CallError::Method(NamingError::UnknownName(_)))
     ));
 }
+
+#[tokio::test]
+async fn a_leased_name_cannot_be_hijacked_by_another_client_but_the_admin_can_clean_up() {
+    let mut options = Options::loopback(0);
+    options.admin_token = Some("operators-admin-token-42".into());
+    let ns = nameserver::start(options).await.unwrap();
+    let port = ns.daemon().local_addr().unwrap().port();
+    let config = Config::default().nameserver(NameServerConfig::at("127.0.0.1", port));
+    let (_worker, calc, _) = serve_calc().await;
+    let _lease = rpc_core::Lease::start(
+        &config,
+        "MyWorker",
+        calc.proxy().uri().clone(),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    // An attacker with its own daemon tries every way to take the name.
+    let attacker = NameServerProxy::new(ns.uri().clone());
+    let (_evil, evil_calc, _) = serve_calc().await;
+    let evil = evil_calc.proxy().uri().clone();
+    let owned =
+        |error: NamingError| matches!(error, NamingError::Owned(name) if name == "MyWorker");
+    assert!(owned(method_error(
+        attacker
+            .register("MyWorker".into(), evil.clone(), false, tags(&[]))
+            .await
+    )));
+    assert!(owned(method_error(
+        attacker
+            .register_lease(
+                "MyWorker".into(),
+                evil.clone(),
+                tags(&[]),
+                std::time::Duration::from_secs(30),
+                rpc_core::new_owner_token(),
+            )
+            .await
+    )));
+    assert!(owned(method_error(
+        attacker.remove(NameFilter::Name("MyWorker".into())).await
+    )));
+    assert_eq!(
+        attacker
+            .remove(NameFilter::Regex(".*".into()))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(owned(method_error(
+        attacker.set_metadata("MyWorker".into(), tags(&["x"])).await
+    )));
+    assert_eq!(
+        attacker.lookup("MyWorker".into()).await.unwrap(),
+        *calc.proxy().uri(),
+        "the name still leads to the real worker"
+    );
+    // The operator's token removes anything.
+    assert_eq!(
+        attacker
+            .remove_owned(
+                NameFilter::Prefix("My".into()),
+                "operators-admin-token-42".into()
+            )
+            .await
+            .unwrap(),
+        1
+    );
+}

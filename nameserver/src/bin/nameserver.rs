@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use nameserver::Options;
@@ -38,6 +39,11 @@ enum Command {
         /// Host to put in the nameserver's URI instead of the one chosen automatically.
         #[arg(long)]
         advertise: Option<String>,
+        /// A file holding the admin token, which may change or remove any name (read from
+        /// the environment variable RPC_NS_ADMIN_TOKEN otherwise; never from the command
+        /// line, which `ps` shows).
+        #[arg(long, value_name = "PATH")]
+        admin_token_file: Option<PathBuf>,
     },
     /// List registered names, optionally those starting with PREFIX.
     List {
@@ -69,9 +75,14 @@ enum Command {
         #[arg(long = "meta")]
         metadata: Vec<String>,
         /// Let the registration expire after this many seconds unless registered again
-        /// (a lease); without it the registration is permanent, as in Pyro.
+        /// (a lease), owned by the token in --token-file or RPC_NS_TOKEN (a new one is made
+        /// and printed if neither is given); without it the registration is permanent and
+        /// unowned, as in Pyro.
         #[arg(long, value_name = "SECONDS")]
         ttl: Option<f64>,
+        /// A file holding the owner token (RPC_NS_TOKEN otherwise).
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
         #[command(flatten)]
         ns: NsAddress,
     },
@@ -85,6 +96,10 @@ enum Command {
         /// Treat the pattern as a regular expression anchored at the start.
         #[arg(long)]
         regex: bool,
+        /// A file holding an owner or admin token (RPC_NS_TOKEN otherwise), to remove owned
+        /// names too.
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
         #[command(flatten)]
         ns: NsAddress,
     },
@@ -126,6 +141,20 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// A secret from `file` (its first line), or else from the environment variable `variable`.
+fn secret(file: Option<PathBuf>, variable: &str) -> anyhow::Result<Option<String>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+        let token = text.lines().next().unwrap_or_default().trim().to_owned();
+        anyhow::ensure!(!token.is_empty(), "{} holds no token", path.display());
+        return Ok(Some(token));
+    }
+    Ok(std::env::var(variable)
+        .ok()
+        .filter(|token| !token.is_empty()))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -143,8 +172,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bcport,
             no_broadcast,
             advertise,
+            admin_token_file,
         } => {
             let mut options = Options::default();
+            options.admin_token = secret(admin_token_file, "RPC_NS_ADMIN_TOKEN")?;
             options.host = host;
             options.port = port;
             options.broadcast = !no_broadcast;
@@ -182,6 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             safe,
             metadata,
             ttl,
+            token_file,
             ns,
         } => {
             let names = ns.locate().await?;
@@ -191,8 +223,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let ttl = std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
                         anyhow::anyhow!("--ttl takes a number of seconds, not {seconds}")
                     })?;
+                    let owner = match secret(token_file, "RPC_NS_TOKEN")? {
+                        Some(owner) => owner,
+                        None => {
+                            let owner = rpc_core::new_owner_token();
+                            println!("owner token (keep it to renew or remove {name}): {owner}");
+                            owner
+                        }
+                    };
                     names
-                        .register_lease(name.clone(), uri.clone(), metadata, ttl)
+                        .register_lease(name.clone(), uri.clone(), metadata, ttl, owner)
                         .await?;
                     println!("registered {name} --> {uri} for {seconds} s");
                 }
@@ -208,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pattern,
             prefix,
             regex,
+            token_file,
             ns,
         } => {
             let filter = if regex {
@@ -217,7 +258,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 NameFilter::Name(pattern)
             };
-            let removed = ns.locate().await?.remove(filter).await?;
+            let names = ns.locate().await?;
+            let removed = match secret(token_file, "RPC_NS_TOKEN")? {
+                Some(token) => names.remove_owned(filter, token).await?,
+                None => names.remove(filter).await?,
+            };
             println!("removed {removed} name(s)");
         }
         Command::Ping { ns } => {

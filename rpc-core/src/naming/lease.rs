@@ -1,6 +1,7 @@
 //! `Lease`: keeps a registration with a time to live alive, from the worker's side.
 
 use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -16,6 +17,9 @@ use crate::{Config, Error, Uri};
 /// may fail before the registration runs out. A renewal that fails (the nameserver restarted,
 /// or is unreachable) is tried again at once against a freshly located nameserver, then on the
 /// next tick: a restarted nameserver learns the name again within a third of the TTL.
+///
+/// The registration is owned by a token only this lease knows, so no other client can
+/// overwrite, renew or remove it (the nameserver's admin token aside).
 ///
 /// Dropping the lease stops renewing and leaves the registration to expire (what a crashed
 /// worker would do); [`remove`](Lease::remove) takes it away at once, for a graceful stop.
@@ -37,6 +41,8 @@ use crate::{Config, Error, Uri};
 #[derive(Debug)]
 pub struct Lease {
     name: String,
+    /// The owner token of the registration, known to this lease only.
+    owner: String,
     config: Config,
     renewing: JoinHandle<()>,
 }
@@ -76,10 +82,12 @@ impl Lease {
             uri,
             metadata,
             ttl,
+            owner: new_owner_token(),
         };
         renewal.renew().await?;
         Ok(Lease {
             name: name.to_owned(),
+            owner: renewal.owner.clone(),
             config: config.clone(),
             renewing: tokio::spawn(renewal.keep_renewing()),
         })
@@ -98,7 +106,7 @@ impl Lease {
     pub async fn remove(self) -> Result<(), Error> {
         self.renewing.abort();
         let ns = cached_locate_ns(&self.config).await?;
-        ns.remove(NameFilter::Name(self.name.clone()))
+        ns.remove_owned(NameFilter::Name(self.name.clone()), self.owner.clone())
             .await
             .map_err(naming)?;
         Ok(())
@@ -111,6 +119,18 @@ impl Drop for Lease {
     }
 }
 
+/// A fresh owner token for [`NameServer::register_lease`](super::NameServer::register_lease):
+/// 128 bits from the process's randomly keyed hasher, which no other client can predict.
+pub fn new_owner_token() -> String {
+    let keyed = RandomState::new();
+    let now = std::time::SystemTime::now();
+    format!(
+        "{:016x}{:016x}",
+        keyed.hash_one((now, 0u8)),
+        keyed.hash_one((now, 1u8))
+    )
+}
+
 /// What the renewing task needs.
 struct Renewal {
     config: Config,
@@ -118,6 +138,7 @@ struct Renewal {
     uri: Uri,
     metadata: BTreeSet<String>,
     ttl: Duration,
+    owner: String,
 }
 
 impl Renewal {
@@ -128,6 +149,7 @@ impl Renewal {
             self.uri.clone(),
             self.metadata.clone(),
             self.ttl,
+            self.owner.clone(),
         )
         .await
         .map_err(naming)
