@@ -83,7 +83,10 @@ fn serve_answer_the_client_commands_and_stop_on_sigterm() {
             "60",
         ],
     );
-    assert!(ok && text.contains("for 60 s") && text.contains("owner token"), "{text}");
+    assert!(
+        ok && text.contains("for 60 s") && text.contains("owner token"),
+        "{text}"
+    );
     let (ok, text) = client(port, &["lookup", "demo.leased"]);
     assert!(ok && text.contains("PYRO:l@127.0.0.1:4001"), "{text}");
     let (ok, text) = client(port, &["list", "demo."]);
@@ -94,7 +97,10 @@ fn serve_answer_the_client_commands_and_stop_on_sigterm() {
     let (ok, text) = client(port, &["remove", "Pyro.NameServer"]);
     assert!(!ok && text.contains("cannot be removed"), "{text}");
     let (ok, text) = client(port, &["remove", "demo", "--prefix"]);
-    assert!(ok && text.contains("removed 1"), "the owned demo.leased stays: {text}");
+    assert!(
+        ok && text.contains("removed 1"),
+        "the owned demo.leased stays: {text}"
+    );
     let (ok, text) = client(port, &["lookup", "demo.one"]);
     assert!(
         !ok && text.starts_with("error: ") && text.contains("not registered"),

@@ -544,3 +544,23 @@ async fn a_large_ping_is_refused_not_echoed() {
         (Kind::Pong, &b"hello"[..])
     );
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_at_its_call_cap_is_noticed_too() {
+    // At the cap the daemon reads no more frames; it must still see the peer go.
+    let config = Config::default().max_calls_per_connection(2);
+    let (daemon, _, implementation) = serve_calc_with(config).await;
+    let mut attacker = RawClient::connect(&daemon).await;
+    attacker.handshake("calc").await;
+    for id in 1..=3 {
+        attacker.send(&invoke_frame(id, "hang", &())).await;
+    }
+    implementation.probe.hangs_started.wait_for(2).await;
+    drop(attacker);
+    implementation.probe.hangs_dropped.wait_for(2).await;
+    assert_eq!(
+        implementation.probe.hangs_started.get(),
+        2,
+        "the third never started"
+    );
+}

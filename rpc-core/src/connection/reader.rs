@@ -198,6 +198,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(held_bytes.saturating_sub(arrived).max(1))
     }
 
+    /// Bytes read and not yet taken as messages.
+    pub(crate) fn buffered_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Reads more bytes without decoding them, while fewer than `limit` wait in the buffer:
+    /// how many arrived, 0 when the peer closed the stream. Cancel-safe.
+    pub(crate) async fn read_ahead(&mut self, limit: usize) -> std::io::Result<usize> {
+        let room = limit.saturating_sub(self.buf.len());
+        if self.buf.capacity() - self.buf.len() < room {
+            self.buf.reserve(room);
+        }
+        let mut window = (&mut self.buf).limit(room);
+        self.io.read_buf(&mut window).await
+    }
+
     /// Starts the frame deadline of an incomplete frame, if it has not started: a frame that
     /// arrives whole in one read never reads the clock.
     fn note_partial_frame(&mut self) {

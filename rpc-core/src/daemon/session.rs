@@ -26,6 +26,24 @@ use crate::protocol::{Flags, HEADER_LEN, Kind, Message, ProtocolError, RemoteErr
 /// queue megabytes of echoes for a peer that does not read them.
 const MAX_PING_BODY: usize = 256;
 
+/// What a connection's read brought: a message, or (at a cap) bytes read ahead.
+enum Read {
+    Message(Result<Option<Message>, ReadError>),
+    Ahead(std::io::Result<usize>),
+}
+
+/// The next message, or at a cap, more bytes read ahead undecoded.
+async fn next_read<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>, at_cap: bool) -> Read {
+    if at_cap {
+        Read::Ahead(reader.read_ahead(READ_AHEAD_AT_CAP).await)
+    } else {
+        Read::Message(reader.read_message().await)
+    }
+}
+
+/// How many bytes a connection at one of its caps may still have read ahead, undecoded.
+const READ_AHEAD_AT_CAP: usize = 16 * 1024;
+
 /// Serves one connection until the peer closes it or the daemon shuts down.
 pub(crate) async fn serve<R, W>(read: R, write: W, peer: Arc<str>, shared: Arc<Shared>)
 where
@@ -98,6 +116,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         tokio::pin!(idle);
         let mut frames_at_arming = self.frames_read;
         loop {
+            let at_cap = self.calls.len() >= max_calls || self.outgoing.len() >= max_queued;
+            let may_read_ahead = reader.buffered_len() < READ_AHEAD_AT_CAP;
             tokio::select! {
                 biased;
                 written = self.outgoing.write_to(&mut self.writer), if !self.outgoing.is_empty() => written?,
@@ -118,9 +138,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     frames_at_arming = self.frames_read;
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout.unwrap_or_default());
                 }
-                // At either cap, stop reading: the peer waits, and TCP flow control slows it.
-                message = reader.read_message(),
-                    if self.calls.len() < max_calls && self.outgoing.len() < max_queued => {
+                // At either cap, frames are no longer read: the peer waits, and TCP flow
+                // control slows it. A little more is still taken in, undecoded, so that a peer
+                // that leaves is noticed (and its calls cancelled) even while it is at a cap.
+                read = next_read(&mut reader, at_cap), if !at_cap || may_read_ahead => {
+                    let message = match read {
+                        Read::Ahead(Ok(0) | Err(_)) => return self.peer_gone().await,
+                        Read::Ahead(Ok(_)) => continue,
+                        Read::Message(message) => message,
+                    };
                     let outcome = match message {
                         Ok(Some(message)) => self
                             .handle(&object, message)
