@@ -135,16 +135,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.note_partial_frame();
             let allowed = self.draw_on_budget().await?;
             self.reserve_for_read();
-            let room = (self.buf.capacity() - self.buf.len()).min(allowed);
-            let mut window = (&mut self.buf).limit(room);
-            let read = match self.frame_started {
-                None => self.io.read_buf(&mut window).await?,
-                Some(started) => {
-                    let deadline = started + self.frame_timeout;
-                    tokio::time::timeout_at(deadline, self.io.read_buf(&mut window))
-                        .await
-                        .map_err(|_| ProtocolError::FrameTimeout(self.frame_timeout))??
-                }
+            let deadline = self
+                .frame_started
+                .map(|started| started + self.frame_timeout);
+            let read = if allowed == usize::MAX {
+                read_within(&mut self.io, &mut self.buf, deadline, self.frame_timeout).await?
+            } else {
+                let room = (self.buf.capacity() - self.buf.len()).min(allowed);
+                let mut window = (&mut self.buf).limit(room);
+                read_within(&mut self.io, &mut window, deadline, self.frame_timeout).await?
             };
             if read == 0 {
                 return self.end_of_stream();
@@ -244,6 +243,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             expected: Message::announced_len(&self.buf).unwrap_or(HEADER_LEN),
         }
         .into())
+    }
+}
+
+/// Reads into `buf`, within the frame deadline if one runs (the common case, a frame that
+/// starts arriving whole, reads the clock never).
+async fn read_within<R: AsyncRead + Unpin, B: BufMut>(
+    io: &mut R,
+    buf: &mut B,
+    deadline: Option<Instant>,
+    frame_timeout: Duration,
+) -> Result<usize, ReadError> {
+    match deadline {
+        None => Ok(io.read_buf(buf).await?),
+        Some(deadline) => Ok(tokio::time::timeout_at(deadline, io.read_buf(buf))
+            .await
+            .map_err(|_| ProtocolError::FrameTimeout(frame_timeout))??),
     }
 }
 

@@ -6,6 +6,8 @@
 //! spawns only the calls that must wait, and writes every reply that is ready in one write.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -25,6 +27,43 @@ use crate::protocol::{Flags, HEADER_LEN, Kind, Message, ProtocolError, RemoteErr
 /// The longest ping body echoed: a ping checks that the daemon answers, and need not make it
 /// queue megabytes of echoes for a peer that does not read them.
 const MAX_PING_BODY: usize = 256;
+
+/// The idle timer of a connection. The session's loop asks it on every pass; polling a tokio
+/// timer on every pass registers the task's waker each time (about 240 instructions a call),
+/// so it is registered once per arming, and later passes only look whether it has fired.
+struct IdleTimer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    registered: bool,
+}
+
+impl IdleTimer {
+    fn new(after: Duration) -> IdleTimer {
+        IdleTimer {
+            sleep: Box::pin(tokio::time::sleep(after)),
+            registered: false,
+        }
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.registered {
+            // The waker given here is this session task's, which every later pass shares.
+            self.registered = true;
+            return self.sleep.as_mut().poll(cx);
+        }
+        if self.sleep.is_elapsed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn reset(&mut self, after: Duration) {
+        self.sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + after);
+        self.registered = false;
+    }
+}
 
 /// What a connection's read brought: a message, or (at a cap) bytes read ahead.
 enum Read {
@@ -112,8 +151,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         // One timer per connection, re-armed once per period rather than per frame: a
         // connection is closed after one to two idle periods without a frame.
         let idle_timeout = shared.config.idle_timeout;
-        let idle = tokio::time::sleep(idle_timeout.unwrap_or(Duration::MAX / 4));
-        tokio::pin!(idle);
+        let mut idle = IdleTimer::new(idle_timeout.unwrap_or(Duration::MAX / 4));
         let mut frames_at_arming = self.frames_read;
         loop {
             let at_cap = self.calls.len() >= max_calls || self.outgoing.len() >= max_queued;
@@ -126,7 +164,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     self.note_call_cap(max_calls);
                 }
                 () = &mut shutdown => break,
-                () = &mut idle, if idle_timeout.is_some() => {
+                () = std::future::poll_fn(|cx| idle.poll_expired(cx)), if idle_timeout.is_some() => {
                     let quiet = self.frames_read == frames_at_arming
                         && self.calls.is_empty()
                         && self.outgoing.is_empty();
@@ -136,7 +174,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                         return self.close_now().await;
                     }
                     frames_at_arming = self.frames_read;
-                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout.unwrap_or_default());
+                    idle.reset(idle_timeout.unwrap_or_default());
                 }
                 // At either cap, frames are no longer read: the peer waits, and TCP flow
                 // control slows it. A little more is still taken in, undecoded, so that a peer
@@ -173,7 +211,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Traces when reading pauses at the call cap and when it resumes, so that calls that
     /// waited for a slot can be told apart (their own events say `waited_for_slot`).
+    #[inline]
     fn note_call_cap(&mut self, max_calls: usize) {
+        if self.at_call_cap.is_none() && self.calls.len() < max_calls {
+            return;
+        }
         match self.at_call_cap {
             None if self.calls.len() >= max_calls => {
                 self.at_call_cap = Some(std::time::Instant::now());
