@@ -90,10 +90,7 @@ impl Registry {
         let mut entries = OrdMap::new();
         entries.insert(
             NAMESERVER_OBJECT_ID.to_owned(),
-            Registration {
-                uri: own_uri,
-                metadata: BTreeSet::new(),
-            },
+            Registration::new(own_uri, BTreeSet::new()),
         );
         Registry {
             entries,
@@ -177,7 +174,7 @@ impl Registry {
             });
         }
         self.end_lease(&name);
-        self.entries.insert(name, Registration { uri, metadata });
+        self.entries.insert(name, Registration::new(uri, metadata));
         Ok(())
     }
 
@@ -235,6 +232,24 @@ impl Registry {
             expired += 1;
         }
         expired
+    }
+
+    /// What `name` stands for, with its lease's time left and whether it is owned, as a
+    /// client is told it.
+    ///
+    /// # Errors
+    ///
+    /// [`NamingError::UnknownName`].
+    pub fn lookup_described(&self, name: &str) -> Result<Registration, NamingError> {
+        let registration = self.lookup(name)?;
+        Ok(self.described(name, registration, Instant::now()))
+    }
+
+    fn described(&self, name: &str, registration: &Registration, now: Instant) -> Registration {
+        let mut described = registration.clone();
+        described.lease = self.lease_left(name, now);
+        described.owned = self.owners.contains_key(name);
+        described
     }
 
     /// How long the lease of `name` has left at `now`; `None` for a permanent registration.
@@ -301,10 +316,11 @@ impl Registry {
         mut wanted: impl FnMut(&str, &Registration) -> bool,
     ) -> Result<BTreeMap<String, Registration>, NamingError> {
         let mut found = BTreeMap::new();
+        let now = Instant::now();
         for (name, registration) in &self.entries {
             deadline.check()?;
             if wanted(name, registration) {
-                found.insert(name.clone(), registration.clone());
+                found.insert(name.clone(), self.described(name, registration, now));
             }
         }
         Ok(found)

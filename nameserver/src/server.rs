@@ -104,7 +104,7 @@ impl NameServer for NameServerImpl {
     }
 
     async fn lookup_with_metadata(&self, name: String) -> Result<Registration, NamingError> {
-        self.registry().lookup(&name).cloned()
+        self.registry().lookup_described(&name)
     }
 
     async fn list(&self, filter: NameFilter) -> Result<BTreeMap<String, Uri>, NamingError> {

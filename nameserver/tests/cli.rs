@@ -89,6 +89,17 @@ fn serve_answer_the_client_commands_and_stop_on_sigterm() {
     );
     let (ok, text) = client(port, &["lookup", "demo.leased"]);
     assert!(ok && text.contains("PYRO:l@127.0.0.1:4001"), "{text}");
+    // Operators see the lease's time left and that the name is owned.
+    assert!(
+        text.contains("s left)") && text.contains("(owned)"),
+        "{text}"
+    );
+    let (ok, text) = client(port, &["list", "demo."]);
+    assert!(
+        ok && text.contains("demo.leased --> PYRO:l@127.0.0.1:4001 (lease: ")
+            && !text.contains("demo.one --> PYRO:one@127.0.0.1:4000 (lease"),
+        "{text}"
+    );
     let (ok, text) = client(port, &["list", "demo."]);
     assert!(
         ok && text.contains("demo.one --> PYRO:one@127.0.0.1:4000"),

@@ -35,11 +35,29 @@ pub const DISCOVERY_REQUEST: &[u8] = b"GET_NSURI";
 
 /// What the nameserver knows of one name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Registration {
     /// Where the object lives.
     pub uri: Uri,
     /// Free-form tags, searchable with [`NameServer::yplookup`] and `PYROMETA:` URIs.
     pub metadata: BTreeSet<String>,
+    /// For a leased registration, the time its lease had left when the nameserver answered;
+    /// `None` for a permanent one.
+    pub lease: Option<Duration>,
+    /// Whether an owner token guards the registration (see [`NameServer::register_lease`]).
+    pub owned: bool,
+}
+
+impl Registration {
+    /// A permanent, unowned registration of `uri` with `metadata`.
+    pub fn new(uri: Uri, metadata: BTreeSet<String>) -> Registration {
+        Registration {
+            uri,
+            metadata,
+            lease: None,
+            owned: false,
+        }
+    }
 }
 
 /// Which names an operation applies to.

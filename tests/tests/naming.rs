@@ -582,6 +582,14 @@ async fn a_leased_registration_lives_while_renewed_and_expires_when_its_worker_s
     }
     assert_eq!(by_name.add(1, 2).await.unwrap(), 3);
     assert!(lease.is_renewing());
+    let seen = names
+        .lookup_with_metadata("leased.calc".into())
+        .await
+        .unwrap();
+    assert!(
+        seen.owned && seen.lease.is_some_and(|left| left <= ttl),
+        "{seen:?}"
+    );
     // The worker dies without a word: the name goes once its lease runs out.
     drop(lease);
     let gone_after = until_unknown(&names, "leased.calc").await;

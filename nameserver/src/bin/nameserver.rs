@@ -141,6 +141,18 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// A registration as the CLI prints it: URI, tags, the lease's time left, whether owned.
+fn described(registration: &rpc_core::Registration) -> String {
+    let mut text = format!("{}{}", registration.uri, tags(&registration.metadata));
+    if let Some(left) = registration.lease {
+        text.push_str(&format!(" (lease: {:.1} s left)", left.as_secs_f64()));
+    }
+    if registration.owned {
+        text.push_str(" (owned)");
+    }
+    text
+}
+
 /// A secret from `file` (its first line), or else from the environment variable `variable`.
 fn secret(file: Option<PathBuf>, variable: &str) -> anyhow::Result<Option<String>> {
     if let Some(path) = file {
@@ -196,16 +208,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let names = ns.locate().await?.list_with_metadata(filter).await?;
             for (name, registration) in names {
-                println!(
-                    "{name} --> {}{}",
-                    registration.uri,
-                    tags(&registration.metadata)
-                );
+                println!("{name} --> {}", described(&registration));
             }
         }
         Command::Lookup { name, ns } => {
             let registration = ns.locate().await?.lookup_with_metadata(name).await?;
-            println!("{}{}", registration.uri, tags(&registration.metadata));
+            println!("{}", described(&registration));
         }
         Command::Register {
             name,
