@@ -49,7 +49,7 @@ use rpc_core::{
 
 pub use discovery::DiscoveryResponder;
 pub use limits::{Limits, MAX_NAME_LEN, validate_name};
-pub use registry::{Deadline, MAX_PATTERN_LEN, MIN_TOKEN_LEN, Registry};
+pub use registry::{Deadline, MAX_PAGE_LEN, MAX_PATTERN_LEN, MIN_TOKEN_LEN, Registry};
 pub use server::{DEFAULT_QUERY_BUDGET, NameServerImpl};
 
 /// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.

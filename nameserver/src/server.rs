@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rpc_core::{MetadataQuery, NameFilter, NameServer, NamingError, Registration, Uri};
+use rpc_core::{ListPage, MetadataQuery, NameFilter, NameServer, NamingError, Registration, Uri};
 use tokio::sync::Semaphore;
 
 use crate::Registry;
@@ -123,6 +123,18 @@ impl NameServer for NameServerImpl {
     ) -> Result<BTreeMap<String, Registration>, NamingError> {
         self.query(move |registry, deadline| registry.list(&filter, deadline))
             .await
+    }
+
+    async fn list_page(
+        &self,
+        filter: NameFilter,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<ListPage, NamingError> {
+        self.query(move |registry, deadline| {
+            registry.list_page(&filter, after.as_deref(), limit as usize, deadline)
+        })
+        .await
     }
 
     async fn yplookup(

@@ -80,7 +80,7 @@ pub use deadline::remaining as remaining_deadline;
 pub use dispatch::{Call, Dispatch, DispatchFuture};
 pub use error::{CallError, Error};
 pub use naming::{
-    DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, Lease, MetadataQuery,
+    DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, Lease, ListPage, MetadataQuery,
     NAMESERVER_OBJECT_ID, NameFilter, NameServer, NameServerBlockingProxy, NameServerConfig,
     NameServerProxy, NameServerSkeleton, NamingError, Registration, locate_ns, new_owner_token,
 };

@@ -60,6 +60,16 @@ impl Registration {
     }
 }
 
+/// One page of a listing ([`NameServer::list_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ListPage {
+    /// The names on this page, with their registrations.
+    pub entries: BTreeMap<String, Registration>,
+    /// The name to continue after, if more may follow.
+    pub next: Option<String>,
+}
+
 /// Which names an operation applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NameFilter {
@@ -186,6 +196,16 @@ pub trait NameServer {
         &self,
         filter: NameFilter,
     ) -> Result<BTreeMap<String, Registration>, NamingError>;
+    /// One page of what [`list_with_metadata`](NameServer::list_with_metadata) would
+    /// return: the names after `after`, at most `limit` (and at most 1000, and about 1 MiB),
+    /// so that a registry of any size can be listed; ask again with `after = page.next` until
+    /// it is `None`.
+    async fn list_page(
+        &self,
+        filter: NameFilter,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<ListPage, NamingError>;
     /// The names whose metadata matches the query (Pyro's "yellow pages" lookup).
     async fn yplookup(
         &self,

@@ -206,9 +206,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(pattern) => NameFilter::Regex(pattern),
                 None => NameFilter::Prefix(prefix.unwrap_or_default()),
             };
-            let names = ns.locate().await?.list_with_metadata(filter).await?;
-            for (name, registration) in names {
-                println!("{name} --> {}", described(&registration));
+            // Page by page, so a registry of any size can be listed.
+            let names = ns.locate().await?;
+            let mut after = None;
+            loop {
+                let page = names.list_page(filter.clone(), after, 1000).await?;
+                for (name, registration) in &page.entries {
+                    println!("{name} --> {}", described(registration));
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
         Command::Lookup { name, ns } => {
