@@ -330,7 +330,7 @@ impl Registry {
     }
 
     /// One page of what the filter selects: the entries after the name `after` (from the start
-    /// if `None`), at most `limit` of them and about [`PAGE_BYTES`] in all, and the name to
+    /// if `None`), at most `limit` of them and about 1 MiB in all, and the name to
     /// continue after if more may follow.
     ///
     /// # Errors
