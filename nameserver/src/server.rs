@@ -108,9 +108,7 @@ impl NameServer for NameServerImpl {
     }
 
     async fn list(&self, filter: NameFilter) -> Result<BTreeMap<String, Uri>, NamingError> {
-        let found = self
-            .query(move |registry, deadline| registry.list(&filter, deadline))
-            .await?;
+        let found = self.list_with_metadata(filter).await?;
         Ok(found
             .into_iter()
             .map(|(name, registration)| (name, registration.uri))

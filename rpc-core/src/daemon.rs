@@ -406,20 +406,18 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         while let Some(done) = sessions.try_join_next() {
             admission.release(done.unwrap_or(None));
         }
-        match admission.admit(address) {
-            Ok(()) if waiting.is_empty() => {
-                spawn_session(&mut sessions, connection, address, &shared);
+        if waiting.is_empty() || waiting.len() >= ADMISSION_QUEUE {
+            match admission.admit(address) {
+                Ok(()) => spawn_session(&mut sessions, connection, address, &shared),
+                Err(_) if waiting.len() < ADMISSION_QUEUE => {
+                    waiting.push_back(Waiting::new(connection, address));
+                }
+                Err(refusal) => refuse(connection, refusal, &mut admission, &mut refusing, config),
             }
-            Ok(()) => {
-                // Connections waiting came first; this one's slot goes to them in turn.
-                admission.release(address);
-                waiting.push_back(Waiting::new(connection, address));
-                admit_waiting(&mut waiting, &mut admission, &mut sessions, &shared);
-            }
-            Err(_) if waiting.len() < ADMISSION_QUEUE => {
-                waiting.push_back(Waiting::new(connection, address));
-            }
-            Err(refusal) => refuse(connection, refusal, &mut admission, &mut refusing, config),
+        } else {
+            // Connections waiting came first: this one queues behind them.
+            waiting.push_back(Waiting::new(connection, address));
+            admit_waiting(&mut waiting, &mut admission, &mut sessions, &shared);
         }
     }
     // Stop listening before waiting, so new clients are refused rather than left hanging.

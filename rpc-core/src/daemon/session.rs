@@ -265,8 +265,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// Ends the connection after what is queued (a `Close` frame last, if any): the calls
     /// still running are cancelled and send nothing more.
     async fn close_now(&mut self) -> std::io::Result<()> {
-        self.calls.shutdown().await;
-        self.in_flight.clear();
+        self.peer_gone().await?;
         // A peer that does not read gets the frame deadline to take the rest, not forever.
         let flushed = async {
             self.outgoing.flush_to(&mut self.writer).await?;
