@@ -8,6 +8,8 @@
 //! # Layout
 //!
 //! - [`Registry`]: the data and its rules, no I/O; [`Limits`]: what it accepts.
+//! - [`Store`]: where the registry is kept across restarts; [`RedbStore`] keeps it in a
+//!   file.
 //! - [`NameServerImpl`]: the `NameServer` service over a registry.
 //! - [`DiscoveryResponder`]: the UDP responder.
 //!
@@ -33,13 +35,19 @@
 //! # Ok(()) }
 //! ```
 
+mod deadline;
 mod discovery;
+mod entry;
+mod filter;
 mod limits;
+mod redb_store;
 mod registry;
 mod server;
+mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_core::{
@@ -47,10 +55,15 @@ use rpc_core::{
     NameServerSkeleton, Uri,
 };
 
+pub use deadline::Deadline;
 pub use discovery::DiscoveryResponder;
+pub use entry::{Entry, Instance};
+pub use filter::MAX_PATTERN_LEN;
 pub use limits::{Limits, MAX_NAME_LEN, validate_name};
-pub use registry::{Deadline, MAX_PAGE_LEN, MAX_PATTERN_LEN, MIN_TOKEN_LEN, Registry};
+pub use redb_store::RedbStore;
+pub use registry::{MAX_PAGE_LEN, MIN_TOKEN_LEN, Registry};
 pub use server::{DEFAULT_QUERY_BUDGET, NameServerImpl};
+pub use store::{Store, StoreError, StoredEntry, StoredInstance};
 
 /// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.
 #[derive(Debug, Clone)]
@@ -75,6 +88,9 @@ pub struct Options {
     /// A token that may change or remove any name, owned or not: the operator's, for
     /// cleaning up. Default none.
     pub admin_token: Option<String>,
+    /// Where the registry is kept across restarts (a [`RedbStore`], say); every change is
+    /// stored before it is acknowledged. Default none: the registry lives in memory only.
+    pub store: Option<Arc<dyn Store>>,
 }
 
 impl Default for Options {
@@ -88,6 +104,7 @@ impl Default for Options {
             query_budget: DEFAULT_QUERY_BUDGET,
             limits: Limits::default(),
             admin_token: None,
+            store: None,
         }
     }
 }
@@ -103,6 +120,18 @@ impl Options {
     }
 }
 
+/// Why a nameserver did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Its daemon or discovery could not start (a port taken, say).
+    #[error(transparent)]
+    Rpc(#[from] Error),
+    /// Its store could not be read.
+    #[error("could not restore the registry from its store")]
+    Store(#[from] StoreError),
+}
+
 /// A running nameserver. Dropping it stops it at once; [`shutdown`](Self::shutdown) stops it
 /// gracefully.
 #[derive(Debug)]
@@ -116,8 +145,9 @@ pub struct RunningNameServer {
 ///
 /// # Errors
 ///
-/// [`Error::Bind`] if the TCP or UDP port cannot be bound.
-pub async fn start(options: Options) -> Result<RunningNameServer, Error> {
+/// [`StartError::Rpc`] holding [`Error::Bind`] if the TCP or UDP port cannot be bound;
+/// [`StartError::Store`] if the store cannot be read.
+pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
     let address = HostPort {
         host: options.host,
         port: Some(options.port),
@@ -127,13 +157,11 @@ pub async fn start(options: Options) -> Result<RunningNameServer, Error> {
     let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
     let mut registry = Registry::with_limits(uri.clone(), options.limits);
     registry.set_admin_token(options.admin_token);
-    daemon.register_as(
-        NAMESERVER_OBJECT_ID,
-        NameServerSkeleton::new(NameServerImpl::with_registry(
-            registry,
-            options.query_budget,
-        )),
-    )?;
+    let server = match options.store {
+        Some(store) => NameServerImpl::with_store(registry, options.query_budget, store).await?,
+        None => NameServerImpl::with_registry(registry, options.query_budget),
+    };
+    daemon.register_as(NAMESERVER_OBJECT_ID, NameServerSkeleton::new(server))?;
     let bound = daemon
         .local_addr()
         .expect("a daemon bound to TCP has a local address");

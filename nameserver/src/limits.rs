@@ -13,9 +13,11 @@ pub const MAX_NAME_LEN: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Registrations in all, the nameserver's own not counted. Default 100,000 (about
-    /// 1 KiB each, so about 100 MiB at worst).
+    /// Registrations (instances) in all, the nameserver's own not counted. Default 100,000
+    /// (about 1 KiB each, so about 100 MiB at worst).
     pub max_registrations: usize,
+    /// Instances under one name. Default 256.
+    pub max_instances_per_name: usize,
     /// The longest URI accepted, in bytes. Default 1024.
     pub max_uri_len: usize,
     /// Metadata tags per registration. Default 32.
@@ -30,6 +32,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_registrations: 100_000,
+            max_instances_per_name: 256,
             max_uri_len: 1024,
             max_tags: 32,
             max_tag_len: 256,

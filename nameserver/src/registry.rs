@@ -1,4 +1,5 @@
-//! The nameserver's data: name -> (URI, metadata), with the rules of Pyro's nameserver. No I/O.
+//! The nameserver's data: name -> instances (URI, metadata, lease) and owner, with the rules
+//! of Pyro's nameserver and ours (leases, owners, several workers under one name). No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -6,19 +7,13 @@ use std::time::{Duration, Instant};
 
 use imbl::{OrdMap, OrdSet};
 
+use crate::deadline::Deadline;
+use crate::entry::{Entry, Instance};
+use crate::filter::Matcher;
 use crate::limits::{Limits, validate_name};
-use regex::Regex;
 use rpc_core::{
     ListPage, MetadataQuery, NAMESERVER_OBJECT_ID, NameFilter, NamingError, Registration, Uri,
 };
-
-/// The largest compiled regular expression a client may make the nameserver build. This
-/// bounds memory, not time: a 21-byte pattern well under it took 225 s over 20,000 names, so
-/// queries also run against a time budget ([`Deadline`]).
-const REGEX_SIZE_LIMIT: usize = 64 * 1024;
-
-/// The longest regular expression accepted, in bytes.
-pub const MAX_PATTERN_LEN: usize = 256;
 
 /// The most entries one page of a listing holds.
 pub const MAX_PAGE_LEN: usize = 1000;
@@ -27,10 +22,10 @@ pub const MAX_PAGE_LEN: usize = 1000;
 /// even with the longest names, URIs and tags.
 const PAGE_BYTES: usize = 1 << 20;
 
-/// About how many bytes `registration` takes in a reply.
-fn approximate_size(registration: &Registration) -> usize {
-    64 + registration.uri.to_string().len()
-        + registration
+/// About how many bytes `instance` takes in a reply.
+fn approximate_size(instance: &Instance) -> usize {
+    64 + instance.uri.to_string().len()
+        + instance
             .metadata
             .iter()
             .map(|tag| tag.len() + 8)
@@ -49,50 +44,31 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// When a query must give up, and the budget it was given (for the error).
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    at: Instant,
-    budget: Duration,
-}
-
-impl Deadline {
-    /// A query may run for `budget` from now.
-    pub fn after(budget: Duration) -> Deadline {
-        Deadline {
-            at: Instant::now() + budget,
-            budget,
-        }
+/// Refuses an owner token short enough to guess.
+fn check_token(token: &str) -> Result<(), NamingError> {
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(NamingError::WeakToken {
+            min_len: MIN_TOKEN_LEN,
+        });
     }
-
-    /// No deadline: for callers that own the registry alone.
-    pub fn never() -> Deadline {
-        Deadline::after(Duration::from_secs(86_400 * 365))
-    }
-
-    fn check(&self) -> Result<(), NamingError> {
-        if Instant::now() >= self.at {
-            return Err(NamingError::QueryTooSlow {
-                budget: self.budget,
-            });
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Names and what they stand for. The nameserver's own entry is always present.
 ///
-/// Cloning is cheap (the map is persistent, its parts shared until changed), so queries run on
-/// a snapshot while registrations go on.
+/// Cloning is cheap (the maps are persistent, their parts shared until changed), so queries
+/// run on a snapshot while registrations go on, and a change can be made on a copy that
+/// replaces the original only once the change is stored.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    entries: OrdMap<String, Registration>,
-    /// When each leased name expires; names without a lease are permanent.
-    leases: OrdMap<String, Instant>,
-    /// The same leases by expiry, so expired ones are found without a scan.
-    expiries: OrdSet<(Instant, String)>,
-    /// The owner token of each owned name; others are unowned, as all names are in Pyro.
-    owners: OrdMap<String, String>,
+    entries: OrdMap<String, Entry>,
+    /// Every leased instance by expiry (name, URI text), so expired ones are found without a
+    /// scan.
+    expiries: OrdSet<(Instant, String, String)>,
+    /// Instances registered in all, the nameserver's own not counted.
+    instances: usize,
+    /// Names changed since [`take_changes`](Self::take_changes) was last called.
+    changed: OrdSet<String>,
     /// A token that may change or remove any name, the operator's.
     admin_token: Option<String>,
     limits: Limits,
@@ -108,18 +84,47 @@ impl Registry {
     /// A registry holding only the nameserver's own entry, for `own_uri`, within `limits`.
     pub fn with_limits(own_uri: Uri, limits: Limits) -> Registry {
         let mut entries = OrdMap::new();
+        let own = Instance {
+            uri: own_uri,
+            metadata: BTreeSet::new(),
+            expires: None,
+        };
         entries.insert(
             NAMESERVER_OBJECT_ID.to_owned(),
-            Registration::new(own_uri, BTreeSet::new()),
+            Entry {
+                instances: vec![own],
+                owner: None,
+            },
         );
         Registry {
             entries,
-            leases: OrdMap::new(),
             expiries: OrdSet::new(),
-            owners: OrdMap::new(),
+            instances: 0,
+            changed: OrdSet::new(),
             admin_token: None,
             limits,
         }
+    }
+
+    /// Adds entries read back from a store, as they were (the nameserver's own entry skipped;
+    /// limits not applied, since they held when stored), less the instances that expired by
+    /// `now`: those names are left changed, for the store to catch up.
+    pub fn restore(&mut self, stored: impl IntoIterator<Item = (String, Entry)>, now: Instant) {
+        let mut outdated = OrdSet::new();
+        for (name, mut entry) in stored {
+            if name == NAMESERVER_OBJECT_ID {
+                continue;
+            }
+            let before = entry.instances.len();
+            entry
+                .instances
+                .retain(|instance| instance.expires.is_none_or(|at| at > now));
+            if entry.instances.len() < before {
+                outdated.insert(name.clone());
+            }
+            self.put(name, entry);
+        }
+        self.changed = outdated;
     }
 
     /// Lets `token` change or remove any name, owned or not (the operator's cleanup).
@@ -130,7 +135,11 @@ impl Registry {
     /// Refuses a change of `name` unless it is unowned, or `token` is its owner's or the
     /// admin's.
     fn check_owner(&self, name: &str, token: Option<&str>) -> Result<(), NamingError> {
-        let Some(owner) = self.owners.get(name) else {
+        let Some(owner) = self
+            .entries
+            .get(name)
+            .and_then(|entry| entry.owner.as_ref())
+        else {
             return Ok(());
         };
         let allowed = token.is_some_and(|token| {
@@ -147,7 +156,49 @@ impl Registry {
         }
     }
 
-    /// Registers `name`. In `safe` mode an existing name is left alone.
+    /// Refuses a registration of `uri` with `metadata` under `name` that breaks a rule.
+    fn check_registration(
+        &self,
+        name: &str,
+        uri: &Uri,
+        metadata: &BTreeSet<String>,
+    ) -> Result<(), NamingError> {
+        validate_name(name)?;
+        if name == NAMESERVER_OBJECT_ID {
+            return Err(NamingError::Protected(name.to_owned()));
+        }
+        if !matches!(uri, Uri::Direct { .. }) {
+            return Err(NamingError::NotDirect(uri.to_string()));
+        }
+        self.limits.check_uri(uri)?;
+        self.limits.check_metadata(metadata)
+    }
+
+    /// Refuses `more` instances beyond the registry's cap.
+    fn check_room(&self, more: usize) -> Result<(), NamingError> {
+        if self.instances + more > self.limits.max_registrations {
+            return Err(NamingError::LimitReached {
+                setting: "max_registrations".into(),
+                limit: self.limits.max_registrations,
+            });
+        }
+        Ok(())
+    }
+
+    /// When a lease of `ttl` from `now` runs out.
+    fn expiry(&self, ttl: Duration, now: Instant) -> Result<Instant, NamingError> {
+        let too_long = NamingError::LimitReached {
+            setting: "max_ttl_secs".into(),
+            limit: self.limits.max_ttl_secs as usize,
+        };
+        if ttl.as_secs() >= self.limits.max_ttl_secs {
+            return Err(too_long);
+        }
+        now.checked_add(ttl).ok_or(too_long)
+    }
+
+    /// Registers `name`, replacing what it held. In `safe` mode an existing name is left
+    /// alone.
     ///
     /// # Errors
     ///
@@ -162,40 +213,16 @@ impl Registry {
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
         self.check_owner(&name, None)?;
-        self.insert(name, uri, safe, metadata)
-    }
-
-    /// Registers `name` after its owner was checked.
-    fn insert(
-        &mut self,
-        name: String,
-        uri: Uri,
-        safe: bool,
-        metadata: BTreeSet<String>,
-    ) -> Result<(), NamingError> {
-        validate_name(&name)?;
-        if name == NAMESERVER_OBJECT_ID {
-            return Err(NamingError::Protected(name));
-        }
-        if !matches!(uri, Uri::Direct { .. }) {
-            return Err(NamingError::NotDirect(uri.to_string()));
-        }
-        self.limits.check_uri(&uri)?;
-        self.limits.check_metadata(&metadata)?;
-        let known = self.entries.contains_key(&name);
-        if safe && known {
+        self.check_registration(&name, &uri, &metadata)?;
+        if safe && self.entries.contains_key(&name) {
             return Err(NamingError::NameTaken(name));
         }
-        // The nameserver's own entry does not count.
-        if !known && self.entries.len() > self.limits.max_registrations {
-            return Err(NamingError::LimitReached {
-                setting: "max_registrations".into(),
-                limit: self.limits.max_registrations,
-            });
-        }
-        self.end_lease(&name);
-        self.entries.insert(name, Registration::new(uri, metadata));
-        Ok(())
+        let instance = Instance {
+            uri,
+            metadata,
+            expires: None,
+        };
+        self.replace(name, instance, None)
     }
 
     /// Registers (or renews) `name` until `now + ttl`, replacing what the name held, owned by
@@ -205,7 +232,7 @@ impl Registry {
     /// # Errors
     ///
     /// As [`register`](Self::register) without safe mode; [`NamingError::Owned`] if another
-    /// token owns the name.
+    /// token owns the name, [`NamingError::WeakToken`] for a short one.
     pub fn register_lease(
         &mut self,
         name: String,
@@ -215,89 +242,217 @@ impl Registry {
         now: Instant,
         owner: &str,
     ) -> Result<(), NamingError> {
-        if owner.len() < MIN_TOKEN_LEN {
-            return Err(NamingError::InvalidName {
-                name,
-                reason: format!("an owner token has at least {MIN_TOKEN_LEN} characters"),
-            });
-        }
+        check_token(owner)?;
         self.check_owner(&name, Some(owner))?;
-        let too_long = NamingError::LimitReached {
-            setting: "max_ttl_secs".into(),
-            limit: self.limits.max_ttl_secs as usize,
+        self.check_registration(&name, &uri, &metadata)?;
+        let instance = Instance {
+            uri,
+            metadata,
+            expires: Some(self.expiry(ttl, now)?),
         };
-        if ttl.as_secs() >= self.limits.max_ttl_secs {
-            return Err(too_long);
-        }
-        let expires = now.checked_add(ttl).ok_or(too_long)?;
-        self.insert(name.clone(), uri, false, metadata)?;
-        self.end_lease(&name);
-        self.owners.insert(name.clone(), owner.to_owned());
-        self.leases.insert(name.clone(), expires);
-        self.expiries.insert((expires, name));
+        self.replace(name, instance, Some(owner.to_owned()))
+    }
+
+    /// `name` now holds `instance` alone.
+    fn replace(
+        &mut self,
+        name: String,
+        instance: Instance,
+        owner: Option<String>,
+    ) -> Result<(), NamingError> {
+        let held = self.entries.get(&name).map_or(0, |e| e.instances.len());
+        self.check_room(1usize.saturating_sub(held))?;
+        let entry = Entry {
+            instances: vec![instance],
+            owner,
+        };
+        self.put(name, entry);
         Ok(())
     }
 
-    /// Removes the registrations whose lease ran out by `now`; returns how many.
+    /// Adds `uri` as one more instance of `name`, or renews it if the name holds it already
+    /// (its metadata and lease replaced), leaving the name's other instances alone. With a
+    /// `ttl` the instance expires unless registered again within it; with an `owner` the
+    /// name becomes owned by that token, which every instance of an owned name must give.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register) and [`register_lease`](Self::register_lease), and
+    /// [`NamingError::LimitReached`] for `max_instances_per_name`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_instance(
+        &mut self,
+        name: String,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Option<Duration>,
+        now: Instant,
+        owner: Option<&str>,
+    ) -> Result<(), NamingError> {
+        if let Some(owner) = owner {
+            check_token(owner)?;
+        }
+        self.check_owner(&name, owner)?;
+        self.check_registration(&name, &uri, &metadata)?;
+        let expires = ttl.map(|ttl| self.expiry(ttl, now)).transpose()?;
+        let mut entry = self.entries.get(&name).cloned().unwrap_or_default();
+        let instance = Instance {
+            uri,
+            metadata,
+            expires,
+        };
+        match entry.instances.iter().position(|i| i.uri == instance.uri) {
+            Some(at) => entry.instances[at] = instance,
+            None => {
+                if entry.instances.len() >= self.limits.max_instances_per_name {
+                    return Err(NamingError::LimitReached {
+                        setting: "max_instances_per_name".into(),
+                        limit: self.limits.max_instances_per_name,
+                    });
+                }
+                self.check_room(1)?;
+                entry.instances.push(instance);
+            }
+        }
+        if let Some(owner) = owner {
+            entry.owner = Some(owner.to_owned());
+        }
+        self.put(name, entry);
+        Ok(())
+    }
+
+    /// Removes the instance `uri` of `name`, if `token` may change the name; returns how many
+    /// were removed (0 or 1). The name goes when its last instance does.
+    ///
+    /// # Errors
+    ///
+    /// [`NamingError::Owned`], [`NamingError::Protected`] for the nameserver's own entry.
+    pub fn remove_instance(
+        &mut self,
+        name: &str,
+        uri: &Uri,
+        token: Option<&str>,
+    ) -> Result<u64, NamingError> {
+        if name == NAMESERVER_OBJECT_ID {
+            return Err(NamingError::Protected(name.to_owned()));
+        }
+        self.check_owner(name, token)?;
+        let Some(mut entry) = self.entries.get(name).cloned() else {
+            return Ok(0);
+        };
+        let before = entry.instances.len();
+        entry.instances.retain(|instance| instance.uri != *uri);
+        let removed = (before - entry.instances.len()) as u64;
+        if removed > 0 {
+            self.put(name.to_owned(), entry);
+        }
+        Ok(removed)
+    }
+
+    /// Stores `entry` under `name` (forgets the name if it holds no instance), keeping the
+    /// expiries, the count and the changed names in step: every change goes through here or
+    /// [`forget`](Self::forget).
+    fn put(&mut self, name: String, entry: Entry) {
+        self.forget(&name);
+        for instance in &entry.instances {
+            if let Some(at) = instance.expires {
+                self.expiries
+                    .insert((at, name.clone(), instance.uri.to_string()));
+            }
+        }
+        self.instances += entry.instances.len();
+        if !entry.instances.is_empty() {
+            self.entries.insert(name, entry);
+        }
+    }
+
+    /// Removes `name` with all its instances.
+    fn forget(&mut self, name: &str) -> Option<Entry> {
+        self.changed.insert(name.to_owned());
+        let old = self.entries.remove(name)?;
+        for instance in &old.instances {
+            if let Some(at) = instance.expires {
+                self.expiries
+                    .remove(&(at, name.to_owned(), instance.uri.to_string()));
+            }
+        }
+        self.instances -= old.instances.len();
+        Some(old)
+    }
+
+    /// Removes the instances whose lease ran out by `now`; returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
         let mut expired = 0;
-        while let Some((at, name)) = self.expiries.get_min().cloned() {
+        while let Some((at, name, uri)) = self.expiries.get_min().cloned() {
             if at > now {
                 break;
             }
-            self.expiries.remove(&(at, name.clone()));
-            self.leases.remove(&name);
-            self.owners.remove(&name);
-            self.entries.remove(&name);
+            match self.entries.get(&name).cloned() {
+                Some(mut entry) => {
+                    entry.instances.retain(|instance| {
+                        !(instance.expires == Some(at) && instance.uri.to_string() == uri)
+                    });
+                    self.put(name, entry);
+                }
+                // Bookkeeping that lost its entry cannot happen; drop it rather than spin.
+                None => {
+                    self.expiries.remove(&(at, name, uri));
+                }
+            }
             expired += 1;
         }
         expired
     }
 
-    /// What `name` stands for, with its lease's time left and whether it is owned, as a
-    /// client is told it.
+    /// The names changed since the last call, each with what it holds now (`None` for a name
+    /// that is gone): what a store must write to catch up.
+    pub fn take_changes(&mut self) -> Vec<(String, Option<Entry>)> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .map(|name| {
+                let entry = self.entries.get(&name).cloned();
+                (name, entry)
+            })
+            .collect()
+    }
+
+    /// One instance of `name`: the one at `turn`, counting round, so that successive lookups
+    /// spread over the instances. Its lease's time left and whether it is owned are filled
+    /// in.
     ///
     /// # Errors
     ///
     /// [`NamingError::UnknownName`].
-    pub fn lookup_described(&self, name: &str) -> Result<Registration, NamingError> {
-        let registration = self.lookup(name)?;
-        Ok(self.described(name, registration, Instant::now()))
+    pub fn lookup(&self, name: &str, turn: usize) -> Result<Registration, NamingError> {
+        Ok(self.entry(name)?.registration(turn, Instant::now()))
     }
 
-    fn described(&self, name: &str, registration: &Registration, now: Instant) -> Registration {
-        let mut described = registration.clone();
-        described.lease = self.lease_left(name, now);
-        described.owned = self.owners.contains_key(name);
-        described
-    }
-
-    /// How long the lease of `name` has left at `now`; `None` for a permanent registration.
-    pub fn lease_left(&self, name: &str, now: Instant) -> Option<Duration> {
-        self.leases
-            .get(name)
-            .map(|at| at.saturating_duration_since(now))
-    }
-
-    /// Makes `name` permanent (or forgets it), dropping its lease if it has one.
-    fn end_lease(&mut self, name: &str) {
-        if let Some(at) = self.leases.remove(name) {
-            self.expiries.remove(&(at, name.to_owned()));
-        }
-    }
-
-    /// What `name` stands for.
+    /// Every instance of `name`, starting at the one at `turn` and wrapping round.
     ///
     /// # Errors
     ///
     /// [`NamingError::UnknownName`].
-    pub fn lookup(&self, name: &str) -> Result<&Registration, NamingError> {
+    pub fn lookup_all(&self, name: &str, turn: usize) -> Result<Vec<Registration>, NamingError> {
+        Ok(self.entry(name)?.registrations(turn, Instant::now()))
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry, NamingError> {
         self.entries
             .get(name)
             .ok_or_else(|| NamingError::UnknownName(name.to_owned()))
     }
 
-    /// The entries the filter selects, found before `deadline`.
+    /// How long the lease of `name`'s first instance has left at `now`; `None` for a
+    /// permanent registration or an unknown name.
+    pub fn lease_left(&self, name: &str, now: Instant) -> Option<Duration> {
+        let entry = self.entries.get(name)?;
+        entry.instances[0]
+            .expires
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    /// The entries the filter selects (the first instance of each), found before `deadline`.
     ///
     /// # Errors
     ///
@@ -309,11 +464,15 @@ impl Registry {
         deadline: Deadline,
     ) -> Result<BTreeMap<String, Registration>, NamingError> {
         let matcher = Matcher::new(filter)?;
-        self.select(deadline, |name, _| matcher.matches(name))
+        let now = Instant::now();
+        self.select(deadline, |name, entry| {
+            matcher.matches(name).then(|| entry.registration(0, now))
+        })
     }
 
-    /// The entries whose metadata matches the query, found before `deadline`. An empty `All`
-    /// matches every entry; an empty `Any` matches none.
+    /// The entries whose metadata matches the query, found before `deadline`: per name, one
+    /// of its matching instances (the one at `turn`, counting round). An empty `All` matches
+    /// every entry; an empty `Any` matches none.
     ///
     /// # Errors
     ///
@@ -322,16 +481,25 @@ impl Registry {
         &self,
         query: &MetadataQuery,
         deadline: Deadline,
+        turn: usize,
     ) -> Result<BTreeMap<String, Registration>, NamingError> {
-        self.select(deadline, |_, registration| match query {
-            MetadataQuery::All(tags) => tags.is_subset(&registration.metadata),
-            MetadataQuery::Any(tags) => !tags.is_disjoint(&registration.metadata),
+        let now = Instant::now();
+        self.select(deadline, |_, entry| {
+            let matching: Vec<&Instance> = entry
+                .instances
+                .iter()
+                .filter(|instance| match query {
+                    MetadataQuery::All(tags) => tags.is_subset(&instance.metadata),
+                    MetadataQuery::Any(tags) => !tags.is_disjoint(&instance.metadata),
+                })
+                .collect();
+            (!matching.is_empty()).then(|| entry.describe(matching[turn % matching.len()], now))
         })
     }
 
-    /// One page of what the filter selects: the entries after the name `after` (from the start
-    /// if `None`), at most `limit` of them and about 1 MiB in all, and the name to
-    /// continue after if more may follow.
+    /// One page of what the filter selects, every instance of each name: the names after
+    /// `after` (from the start if `None`), at most `limit` of them and about 1 MiB in all,
+    /// and the name to continue after if more may follow.
     ///
     /// # Errors
     ///
@@ -351,39 +519,38 @@ impl Registry {
         let (limit, now) = (limit.clamp(1, MAX_PAGE_LEN), Instant::now());
         let mut page = ListPage::default();
         let mut bytes = 0;
-        for (name, registration) in self.entries.range((start, Bound::Unbounded)) {
+        for (name, entry) in self.entries.range((start, Bound::Unbounded)) {
             if page.entries.len() >= limit || bytes >= PAGE_BYTES {
                 page.next = page.entries.keys().next_back().cloned();
                 break;
             }
             deadline.check()?;
             if matcher.matches(name) {
-                bytes += name.len() + approximate_size(registration);
+                bytes += name.len() + entry.instances.iter().map(approximate_size).sum::<usize>();
                 page.entries
-                    .insert(name.clone(), self.described(name, registration, now));
+                    .insert(name.clone(), entry.registrations(0, now));
             }
         }
         Ok(page)
     }
 
-    /// The entries `wanted` selects, checking the deadline before each.
-    fn select(
+    /// What `wanted` makes of each entry it selects, checking the deadline before each.
+    fn select<T>(
         &self,
         deadline: Deadline,
-        mut wanted: impl FnMut(&str, &Registration) -> bool,
-    ) -> Result<BTreeMap<String, Registration>, NamingError> {
+        mut wanted: impl FnMut(&str, &Entry) -> Option<T>,
+    ) -> Result<BTreeMap<String, T>, NamingError> {
         let mut found = BTreeMap::new();
-        let now = Instant::now();
-        for (name, registration) in &self.entries {
+        for (name, entry) in &self.entries {
             deadline.check()?;
-            if wanted(name, registration) {
-                found.insert(name.clone(), self.described(name, registration, now));
+            if let Some(value) = wanted(name, entry) {
+                found.insert(name.clone(), value);
             }
         }
         Ok(found)
     }
 
-    /// Replaces the metadata of `name`.
+    /// Replaces the metadata of `name` (of every instance it holds).
     ///
     /// # Errors
     ///
@@ -399,11 +566,11 @@ impl Registry {
         }
         self.check_owner(name, None)?;
         self.limits.check_metadata(&metadata)?;
-        let registration = self
-            .entries
-            .get_mut(name)
-            .ok_or_else(|| NamingError::UnknownName(name.to_owned()))?;
-        registration.metadata = metadata;
+        let mut entry = self.entry(name)?.clone();
+        for instance in &mut entry.instances {
+            instance.metadata = metadata.clone();
+        }
+        self.put(name.to_owned(), entry);
         Ok(())
     }
 
@@ -458,9 +625,10 @@ impl Registry {
         let matcher = Matcher::new(filter)?;
         // A pattern passes over the names it may not remove.
         let found = self.select(deadline, |name, _| {
-            name != NAMESERVER_OBJECT_ID
+            (name != NAMESERVER_OBJECT_ID
                 && matcher.matches(name)
-                && self.check_owner(name, token).is_ok()
+                && self.check_owner(name, token).is_ok())
+            .then_some(())
         })?;
         Ok(found.into_keys().collect())
     }
@@ -472,10 +640,9 @@ impl Registry {
         for name in names {
             if name != NAMESERVER_OBJECT_ID
                 && self.check_owner(name, token).is_ok()
-                && self.entries.remove(name).is_some()
+                && self.entries.contains_key(name)
             {
-                self.end_lease(name);
-                self.owners.remove(name);
+                self.forget(name);
                 removed += 1;
             }
         }
@@ -486,54 +653,17 @@ impl Registry {
     pub fn count(&self) -> u64 {
         self.entries.len() as u64
     }
-}
 
-/// A compiled name filter.
-enum Matcher<'a> {
-    Name(&'a str),
-    Prefix(&'a str),
-    Regex(Regex),
-}
-
-impl<'a> Matcher<'a> {
-    fn new(filter: &'a NameFilter) -> Result<Matcher<'a>, NamingError> {
-        Ok(match filter {
-            NameFilter::Name(name) => Matcher::Name(name),
-            NameFilter::Prefix(prefix) => Matcher::Prefix(prefix),
-            NameFilter::Regex(pattern) if pattern.len() > MAX_PATTERN_LEN => {
-                return Err(NamingError::BadPattern {
-                    pattern: pattern.chars().take(64).collect(),
-                    detail: format!("patterns are at most {MAX_PATTERN_LEN} bytes long"),
-                });
-            }
-            NameFilter::Regex(pattern) => {
-                // Anchored at the start only, as Python's `re.match` is.
-                let anchored = format!("^(?:{pattern})");
-                let regex = regex::RegexBuilder::new(&anchored)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|error| NamingError::BadPattern {
-                        pattern: pattern.clone(),
-                        detail: error.to_string(),
-                    })?;
-                Matcher::Regex(regex)
-            }
-        })
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            Matcher::Name(wanted) => name == *wanted,
-            Matcher::Prefix(prefix) => name.starts_with(prefix),
-            Matcher::Regex(regex) => regex.is_match(name),
-        }
+    /// How many instances are registered in all, the nameserver's own not counted.
+    pub fn instances(&self) -> usize {
+        self.instances
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::MAX_PATTERN_LEN;
 
     fn uri(object: &str) -> Uri {
         format!("PYRO:{object}@127.0.0.1:1").parse().unwrap()
@@ -570,13 +700,13 @@ mod tests {
     #[test]
     fn register_and_lookup() {
         let registry = registry();
-        assert_eq!(registry.lookup("other").unwrap().uri, uri("o"));
+        assert_eq!(registry.lookup("other", 0).unwrap().uri, uri("o"));
         assert_eq!(
-            registry.lookup("app.worker.1").unwrap().metadata,
+            registry.lookup("app.worker.1", 0).unwrap().metadata,
             tags(&["eu", "fast"])
         );
         assert_eq!(
-            registry.lookup("nope"),
+            registry.lookup("nope", 0),
             Err(NamingError::UnknownName("nope".into()))
         );
         assert_eq!(registry.count(), 4);
@@ -589,11 +719,11 @@ mod tests {
             registry.register("other".into(), uri("x"), true, tags(&[])),
             Err(NamingError::NameTaken("other".into()))
         );
-        assert_eq!(registry.lookup("other").unwrap().uri, uri("o"));
+        assert_eq!(registry.lookup("other", 0).unwrap().uri, uri("o"));
         registry
             .register("other".into(), uri("x"), false, tags(&[]))
             .unwrap();
-        assert_eq!(registry.lookup("other").unwrap().uri, uri("x"));
+        assert_eq!(registry.lookup("other", 0).unwrap().uri, uri("x"));
     }
 
     #[test]
@@ -647,7 +777,7 @@ mod tests {
         let registry = registry();
         let names = |query| {
             registry
-                .yplookup(&query, Deadline::never())
+                .yplookup(&query, Deadline::never(), 0)
                 .unwrap()
                 .into_keys()
                 .collect::<Vec<_>>()
@@ -674,7 +804,10 @@ mod tests {
     fn set_metadata_replaces_it() {
         let mut registry = registry();
         registry.set_metadata("other", tags(&["new"])).unwrap();
-        assert_eq!(registry.lookup("other").unwrap().metadata, tags(&["new"]));
+        assert_eq!(
+            registry.lookup("other", 0).unwrap().metadata,
+            tags(&["new"])
+        );
         assert!(registry.set_metadata("nope", tags(&[])).is_err());
     }
 
@@ -693,7 +826,7 @@ mod tests {
         );
         assert_eq!(registry.remove(&NameFilter::Prefix(String::new())), Ok(1));
         assert_eq!(registry.count(), 1);
-        assert!(registry.lookup(NAMESERVER_OBJECT_ID).is_ok());
+        assert!(registry.lookup(NAMESERVER_OBJECT_ID, 0).is_ok());
         assert_eq!(
             registry.register(NAMESERVER_OBJECT_ID.into(), uri("x"), false, tags(&[])),
             Err(NamingError::Protected(NAMESERVER_OBJECT_ID.into()))
@@ -709,7 +842,7 @@ mod tests {
             Err(NamingError::QueryTooSlow { .. })
         ));
         assert!(matches!(
-            registry.yplookup(&MetadataQuery::All(tags(&[])), spent),
+            registry.yplookup(&MetadataQuery::All(tags(&[])), spent, 0),
             Err(NamingError::QueryTooSlow { .. })
         ));
         assert!(matches!(
@@ -781,9 +914,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(registry.expire(start + ttl), 0);
-        assert!(registry.lookup("leased").is_ok());
+        assert!(registry.lookup("leased", 0).is_ok());
         assert_eq!(registry.expire(start + ttl * 3 / 2), 1);
-        assert!(registry.lookup("leased").is_err());
+        assert!(registry.lookup("leased", 0).is_err());
         // Removing a leased name forgets its lease: registered again, it is permanent.
         registry
             .register_lease("gone".into(), uri("g"), tags(&[]), ttl, start, OWNER)
@@ -795,7 +928,7 @@ mod tests {
             .register("gone".into(), uri("g2"), false, tags(&[]))
             .unwrap();
         assert_eq!(registry.expire(start + ttl * 10), 0);
-        assert!(registry.lookup("gone").is_ok());
+        assert!(registry.lookup("gone", 0).is_ok());
     }
 
     const OWNER: &str = "owner-token-0123456789";
@@ -835,7 +968,7 @@ mod tests {
         ));
         // A pattern passes over it.
         assert_eq!(registry.remove(&NameFilter::Regex(".*".into())).unwrap(), 3);
-        assert_eq!(registry.lookup("owned").unwrap().uri, uri("w"));
+        assert_eq!(registry.lookup("owned", 0).unwrap().uri, uri("w"));
         // Its owner renews it; the admin removes it.
         registry
             .register_lease("owned".into(), uri("w2"), tags(&[]), ttl, now, OWNER)
@@ -886,5 +1019,166 @@ mod tests {
         assert_eq!(pages, 3);
         let expected: Vec<String> = (0..2500).map(|n| format!("many.{n:05}")).collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn instances_of_one_name_are_added_renewed_expired_and_removed_one_by_one() {
+        let mut registry = registry();
+        let (now, ttl) = (Instant::now(), Duration::from_secs(10));
+        for (n, worker) in ["w1", "w2", "w3"].into_iter().enumerate() {
+            let at = now + Duration::from_secs(n as u64);
+            registry
+                .add_instance(
+                    "pool".into(),
+                    uri(worker),
+                    tags(&[worker]),
+                    Some(ttl),
+                    at,
+                    Some(OWNER),
+                )
+                .unwrap();
+        }
+        // Registered again, an instance is renewed, not added twice.
+        registry
+            .add_instance(
+                "pool".into(),
+                uri("w1"),
+                tags(&["w1"]),
+                Some(ttl),
+                now + ttl / 2,
+                Some(OWNER),
+            )
+            .unwrap();
+        let uris = |registry: &Registry, turn| {
+            registry
+                .lookup_all("pool", turn)
+                .unwrap()
+                .into_iter()
+                .map(|found| found.uri)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(uris(&registry, 0), [uri("w1"), uri("w2"), uri("w3")]);
+        assert_eq!(uris(&registry, 4), [uri("w2"), uri("w3"), uri("w1")]);
+        // Successive lookups go round the instances.
+        let picked: Vec<Uri> = (0..3)
+            .map(|turn| registry.lookup("pool", turn).unwrap().uri)
+            .collect();
+        assert_eq!(picked, [uri("w1"), uri("w2"), uri("w3")]);
+        assert_eq!(registry.count(), 5, "one name, however many instances");
+        // w2 stops renewing; w1 renewed; w3 registered last.
+        assert_eq!(registry.expire(now + ttl + Duration::from_millis(1500)), 1);
+        assert_eq!(uris(&registry, 0), [uri("w1"), uri("w3")]);
+        // Another token can neither join nor remove an instance.
+        let thief = "thief-token-0123456789";
+        assert!(matches!(
+            registry.add_instance(
+                "pool".into(),
+                uri("evil"),
+                tags(&[]),
+                None,
+                now,
+                Some(thief)
+            ),
+            Err(NamingError::Owned(_))
+        ));
+        assert!(matches!(
+            registry.add_instance("pool".into(), uri("evil"), tags(&[]), None, now, None),
+            Err(NamingError::Owned(_))
+        ));
+        assert!(matches!(
+            registry.remove_instance("pool", &uri("w1"), Some(thief)),
+            Err(NamingError::Owned(_))
+        ));
+        assert_eq!(
+            registry.remove_instance("pool", &uri("w1"), Some(OWNER)),
+            Ok(1)
+        );
+        assert_eq!(
+            registry.remove_instance("pool", &uri("w1"), Some(OWNER)),
+            Ok(0)
+        );
+        assert_eq!(uris(&registry, 0), [uri("w3")]);
+        // The name goes with its last instance, and its owner with it.
+        assert_eq!(registry.expire(now + ttl * 3), 1);
+        assert!(registry.lookup("pool", 0).is_err());
+        registry
+            .add_instance("pool".into(), uri("new"), tags(&[]), None, now, None)
+            .unwrap();
+        assert_eq!(registry.instances(), 4);
+    }
+
+    #[test]
+    fn a_name_holds_at_most_its_share_of_instances_and_yplookup_picks_matching_ones() {
+        let limits = Limits {
+            max_instances_per_name: 2,
+            ..Limits::default()
+        };
+        let mut registry = Registry::with_limits(uri(NAMESERVER_OBJECT_ID), limits);
+        let now = Instant::now();
+        registry
+            .add_instance("pool".into(), uri("a"), tags(&["eu"]), None, now, None)
+            .unwrap();
+        registry
+            .add_instance("pool".into(), uri("b"), tags(&["us"]), None, now, None)
+            .unwrap();
+        assert_eq!(
+            registry.add_instance("pool".into(), uri("c"), tags(&[]), None, now, None),
+            Err(NamingError::LimitReached {
+                setting: "max_instances_per_name".into(),
+                limit: 2
+            })
+        );
+        for turn in 0..4 {
+            let found = registry
+                .yplookup(&MetadataQuery::All(tags(&["us"])), Deadline::never(), turn)
+                .unwrap();
+            assert_eq!(found["pool"].uri, uri("b"));
+        }
+        // Pyro's register replaces every instance.
+        registry
+            .register("pool".into(), uri("only"), false, tags(&[]))
+            .unwrap();
+        assert_eq!(registry.lookup_all("pool", 0).unwrap().len(), 1);
+        assert_eq!(registry.instances(), 1);
+    }
+
+    #[test]
+    fn changes_are_handed_out_once_and_a_restore_drops_what_expired_meanwhile() {
+        let mut registry = registry();
+        let changed: Vec<String> = registry
+            .take_changes()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(changed, ["app.worker.1", "app.worker.2", "other"]);
+        assert!(registry.take_changes().is_empty());
+        registry.remove(&NameFilter::Name("other".into())).unwrap();
+        assert_eq!(registry.take_changes(), vec![("other".to_owned(), None)]);
+
+        let now = Instant::now();
+        let live = Entry {
+            instances: vec![Instance {
+                uri: uri("live"),
+                metadata: tags(&[]),
+                expires: Some(now + Duration::from_secs(5)),
+            }],
+            owner: Some(OWNER.into()),
+        };
+        let mut dead = live.clone();
+        dead.instances[0].expires = Some(now - Duration::from_secs(1));
+        let mut restored = Registry::new(uri(NAMESERVER_OBJECT_ID));
+        restored.restore(
+            [("live".to_owned(), live.clone()), ("dead".to_owned(), dead)],
+            now,
+        );
+        assert_eq!(restored.lookup("live", 0).unwrap().uri, uri("live"));
+        assert!(restored.lookup("dead", 0).is_err());
+        // Only the name that lost an instance is for the store to write.
+        assert_eq!(restored.take_changes(), vec![("dead".to_owned(), None)]);
+        // The owner came back with it.
+        assert!(matches!(
+            restored.register("live".into(), uri("evil"), false, tags(&[])),
+            Err(NamingError::Owned(_))
+        ));
     }
 }

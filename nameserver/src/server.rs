@@ -1,14 +1,17 @@
-//! `NameServerImpl`: the core's `NameServer` service, served from a [`Registry`].
+//! `NameServerImpl`: the core's `NameServer` service, served from a [`Registry`] (kept in a
+//! [`Store`] if it has one).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rpc_core::{ListPage, MetadataQuery, NameFilter, NameServer, NamingError, Registration, Uri};
 use tokio::sync::Semaphore;
 
-use crate::Registry;
-use crate::registry::Deadline;
+use crate::deadline::Deadline;
+use crate::registry::Registry;
+use crate::store::{Clocks, Store, StoreError, StoredEntry};
 
 /// The default time budget of one query: far more than listing 100,000 names by prefix takes
 /// (tens of milliseconds), little enough that a hostile pattern cannot hold a thread for long.
@@ -20,13 +23,20 @@ const QUERIES_AT_ONCE: usize = 2;
 
 /// The nameserver object that a daemon hosts under `Pyro.NameServer`.
 ///
-/// Lookups and registrations take the registry's lock for a moment. Queries that scan the
+/// Lookups take the registry's lock for a moment. A change is made on a copy of the
+/// registry, one change at a time; with a store, the copy replaces the registry (and the
+/// client hears of the change) only once the store has it durably. Queries that scan the
 /// registry run on a snapshot of it, outside the lock, on tokio's blocking threads (never a
 /// runtime worker), two at a time, each within a time budget after which it fails with
 /// [`NamingError::QueryTooSlow`]: a costly regular expression cannot stall anyone else.
 #[derive(Debug)]
 pub struct NameServerImpl {
     registry: Mutex<Registry>,
+    /// Held while a change is made and stored, so changes reach the store in order.
+    changing: tokio::sync::Mutex<()>,
+    store: Option<Arc<dyn Store>>,
+    /// Counts lookups, to hand out the instances of a name in turn.
+    turn: AtomicUsize,
     queries: Semaphore,
     query_budget: Duration,
 }
@@ -37,13 +47,49 @@ impl NameServerImpl {
         NameServerImpl::with_registry(Registry::new(own_uri), DEFAULT_QUERY_BUDGET)
     }
 
-    /// A nameserver serving `registry`, whose queries each get `budget`.
+    /// A nameserver serving `registry` from memory, whose queries each get `budget`.
     pub fn with_registry(registry: Registry, budget: Duration) -> NameServerImpl {
         NameServerImpl {
             registry: Mutex::new(registry),
+            changing: tokio::sync::Mutex::new(()),
+            store: None,
+            turn: AtomicUsize::new(0),
             queries: Semaphore::new(QUERIES_AT_ONCE),
             query_budget: budget,
         }
+    }
+
+    /// A nameserver serving `registry` with what `store` holds added, keeping every change
+    /// in `store` before it answers. Registrations whose lease ran out while no nameserver
+    /// ran are dropped, from the store too.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the store cannot be read or written.
+    pub async fn with_store(
+        mut registry: Registry,
+        budget: Duration,
+        store: Arc<dyn Store>,
+    ) -> Result<NameServerImpl, StoreError> {
+        let reader = store.clone();
+        let loaded = tokio::task::spawn_blocking(move || reader.load())
+            .await
+            .map_err(|panic| StoreError::Backend(panic.to_string().into()))??;
+        let clocks = Clocks::now();
+        let entries = loaded
+            .into_iter()
+            .map(|(name, stored)| {
+                let entry = stored.into_entry(&name, clocks)?;
+                Ok((name, entry))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let restored = entries.len();
+        registry.restore(entries, clocks.instant());
+        save(&store, &mut registry).await?;
+        tracing::info!(target: "nameserver", restored, instances = registry.instances(), "registry restored from its store");
+        let mut server = NameServerImpl::with_registry(registry, budget);
+        server.store = Some(store);
+        Ok(server)
     }
 
     /// Runs `query` on a snapshot of the registry, on a blocking thread, within the budget
@@ -62,6 +108,25 @@ impl NameServerImpl {
             .unwrap_or(Err(NamingError::QueryTooSlow { budget }))
     }
 
+    /// Makes `change` on a copy of the registry, stores what it changed, and only then puts
+    /// the copy in the registry's place: a change that could not be stored is not made.
+    async fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Registry, Instant) -> Result<T, NamingError>,
+    ) -> Result<T, NamingError> {
+        let _changing = self.changing.lock().await;
+        let mut next = self.registry().clone();
+        let outcome = change(&mut next, Instant::now())?;
+        match &self.store {
+            Some(store) => save(store, &mut next)
+                .await
+                .map_err(|error| NamingError::StoreFailed(error_chain(&error)))?,
+            None => drop(next.take_changes()),
+        }
+        *self.registry.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(outcome)
+    }
+
     /// The registry, its expired leases gone: no answer names a worker that stopped renewing.
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // Registry operations do not panic midway, so a poisoned lock still holds sound data.
@@ -72,6 +137,42 @@ impl NameServerImpl {
         }
         registry
     }
+
+    fn next_turn(&self) -> usize {
+        self.turn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Writes what `registry` changed to `store`, on a blocking thread.
+async fn save(store: &Arc<dyn Store>, registry: &mut Registry) -> Result<(), StoreError> {
+    let changes = registry.take_changes();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let clocks = Clocks::now();
+    let records: Vec<(String, Option<StoredEntry>)> = changes
+        .into_iter()
+        .map(|(name, entry)| {
+            let record = entry.map(|entry| StoredEntry::from_entry(&entry, clocks));
+            (name, record)
+        })
+        .collect();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.save(&records))
+        .await
+        .map_err(|panic| StoreError::Backend(panic.to_string().into()))?
+}
+
+/// `error` and its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl NameServer for NameServerImpl {
@@ -83,7 +184,8 @@ impl NameServer for NameServerImpl {
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
         tracing::info!(target: "nameserver", %name, %uri, "register");
-        self.registry().register(name, uri, safe, metadata)
+        self.change(|registry, _| registry.register(name, uri, safe, metadata))
+            .await
     }
 
     async fn register_lease(
@@ -95,16 +197,48 @@ impl NameServer for NameServerImpl {
         owner: String,
     ) -> Result<(), NamingError> {
         tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register with a lease");
-        self.registry()
-            .register_lease(name, uri, metadata, ttl, Instant::now(), &owner)
+        self.change(|registry, now| registry.register_lease(name, uri, metadata, ttl, now, &owner))
+            .await
+    }
+
+    async fn register_instance(
+        &self,
+        name: String,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Option<Duration>,
+        owner: Option<String>,
+    ) -> Result<(), NamingError> {
+        tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register an instance");
+        self.change(|registry, now| {
+            registry.add_instance(name, uri, metadata, ttl, now, owner.as_deref())
+        })
+        .await
+    }
+
+    async fn remove_instance(
+        &self,
+        name: String,
+        uri: Uri,
+        token: Option<String>,
+    ) -> Result<u64, NamingError> {
+        let removed = self
+            .change(|registry, _| registry.remove_instance(&name, &uri, token.as_deref()))
+            .await?;
+        tracing::info!(target: "nameserver", %name, %uri, removed, "remove an instance");
+        Ok(removed)
     }
 
     async fn lookup(&self, name: String) -> Result<Uri, NamingError> {
-        Ok(self.registry().lookup(&name)?.uri.clone())
+        Ok(self.registry().lookup(&name, self.next_turn())?.uri)
     }
 
     async fn lookup_with_metadata(&self, name: String) -> Result<Registration, NamingError> {
-        self.registry().lookup_described(&name)
+        self.registry().lookup(&name, self.next_turn())
+    }
+
+    async fn lookup_all(&self, name: String) -> Result<Vec<Registration>, NamingError> {
+        self.registry().lookup_all(&name, self.next_turn())
     }
 
     async fn list(&self, filter: NameFilter) -> Result<BTreeMap<String, Uri>, NamingError> {
@@ -139,7 +273,8 @@ impl NameServer for NameServerImpl {
         &self,
         query: MetadataQuery,
     ) -> Result<BTreeMap<String, Registration>, NamingError> {
-        self.query(move |registry, deadline| registry.yplookup(&query, deadline))
+        let turn = self.next_turn();
+        self.query(move |registry, deadline| registry.yplookup(&query, deadline, turn))
             .await
     }
 
@@ -148,7 +283,8 @@ impl NameServer for NameServerImpl {
         name: String,
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
-        self.registry().set_metadata(&name, metadata)
+        self.change(|registry, _| registry.set_metadata(&name, metadata))
+            .await
     }
 
     async fn remove(&self, filter: NameFilter) -> Result<u64, NamingError> {
@@ -173,7 +309,10 @@ impl NameServerImpl {
         token: Option<String>,
     ) -> Result<u64, NamingError> {
         let removed = match &filter {
-            NameFilter::Name(_) => self.registry().remove_as(&filter, token.as_deref())?,
+            NameFilter::Name(_) => {
+                self.change(|registry, _| registry.remove_as(&filter, token.as_deref()))
+                    .await?
+            }
             _ => {
                 let selector = filter.clone();
                 let asker = token.clone();
@@ -182,7 +321,8 @@ impl NameServerImpl {
                         registry.names_to_remove(&selector, asker.as_deref(), deadline)
                     })
                     .await?;
-                self.registry().remove_names(&names, token.as_deref())
+                self.change(|registry, _| Ok(registry.remove_names(&names, token.as_deref())))
+                    .await?
             }
         };
         tracing::info!(target: "nameserver", ?filter, removed, "remove");

@@ -64,8 +64,8 @@ impl Registration {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ListPage {
-    /// The names on this page, with their registrations.
-    pub entries: BTreeMap<String, Registration>,
+    /// The names on this page, each with every instance registered under it.
+    pub entries: BTreeMap<String, Vec<Registration>>,
     /// The name to continue after, if more may follow.
     pub next: Option<String>,
 }
@@ -148,6 +148,15 @@ pub enum NamingError {
         /// Its value.
         limit: usize,
     },
+    /// An owner token is too short to be a secret.
+    #[error("an owner token has at least {min_len} characters; a short one is guessed")]
+    WeakToken {
+        /// The shortest token accepted.
+        min_len: usize,
+    },
+    /// The nameserver could not store the change durably, so it did not make it.
+    #[error("the nameserver could not store the change, so it did not make it: {0}")]
+    StoreFailed(String),
     /// A `list`, `yplookup` or `remove` by pattern ran out of its time budget (a costly
     /// regular expression over many names, say) and was stopped.
     #[error("the query did not finish within its budget of {budget:?}; narrow it")]
@@ -185,10 +194,37 @@ pub trait NameServer {
         ttl: Duration,
         owner: String,
     ) -> Result<(), NamingError>;
-    /// The URI registered under `name`.
+    /// Adds `uri` as one more instance of `name` (or renews it, if the name holds it
+    /// already), leaving the name's other instances alone: several workers under one name,
+    /// which `PYRONAME:` proxies spread their connections over. With a `ttl` the instance
+    /// disappears unless registered again within it; with an `owner` token (at least 16
+    /// characters) the name is owned, and every instance of it must give the same token, as
+    /// must whoever renews, changes or removes it.
+    async fn register_instance(
+        &self,
+        name: String,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Option<Duration>,
+        owner: Option<String>,
+    ) -> Result<(), NamingError>;
+    /// Removes the instance `uri` of `name`, with the name's owner token if it is owned;
+    /// returns how many were removed (0 or 1).
+    async fn remove_instance(
+        &self,
+        name: String,
+        uri: Uri,
+        token: Option<String>,
+    ) -> Result<u64, NamingError>;
+    /// The URI registered under `name`; of a name with several instances, each lookup
+    /// returns the next (round robin).
     async fn lookup(&self, name: String) -> Result<Uri, NamingError>;
-    /// The URI and metadata registered under `name`.
+    /// The URI and metadata registered under `name` (of several instances, the next, as
+    /// [`lookup`](NameServer::lookup)).
     async fn lookup_with_metadata(&self, name: String) -> Result<Registration, NamingError>;
+    /// Every instance registered under `name`, each call starting at the next one (round
+    /// robin), so clients that try them in order spread over them.
+    async fn lookup_all(&self, name: String) -> Result<Vec<Registration>, NamingError>;
     /// The names the filter selects, with their URIs.
     async fn list(&self, filter: NameFilter) -> Result<BTreeMap<String, Uri>, NamingError>;
     /// The names the filter selects, with their URIs and metadata.

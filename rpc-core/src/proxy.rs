@@ -241,19 +241,12 @@ impl Proxy {
             return Ok(link);
         }
         // Names resolve at every (re)connect, so a worker restarted elsewhere is found.
-        let resolved = Box::pin(crate::naming::resolve(
+        let candidates = Box::pin(crate::naming::resolve(
             &self.shared.uri,
             &self.shared.config,
         ))
         .await?;
-        let Uri::Direct { object, location } = &resolved else {
-            return Err(Error::UnusableUri {
-                uri: resolved.to_string(),
-                reason: "the nameserver returned a URI that does not name an object directly"
-                    .into(),
-            });
-        };
-        let link = Link::connect(location, object, &self.shared.config).await?;
+        let link = connect_to_one(&candidates, &self.shared.config).await?;
         *self
             .shared
             .link
@@ -272,6 +265,34 @@ impl Proxy {
         link.read_arrived();
         link.is_open().then(|| link.clone())
     }
+}
+
+/// A connection to the first of `candidates` (the instances of a name) that accepts one.
+/// Nothing was sent to those that failed, so trying the next is safe: a dead worker costs a
+/// connection attempt, not a failed call. The last failure if none accepts.
+async fn connect_to_one(candidates: &[Uri], config: &Config) -> Result<Arc<Link>, Error> {
+    let mut failure = None;
+    for candidate in candidates {
+        let Uri::Direct { object, location } = candidate else {
+            failure = Some(Error::UnusableUri {
+                uri: candidate.to_string(),
+                reason: "the nameserver returned a URI that does not name an object directly"
+                    .into(),
+            });
+            continue;
+        };
+        match Link::connect(location, object, config).await {
+            Ok(link) => return Ok(link),
+            Err(error) => {
+                tracing::debug!(target: "rpc_core::proxy", uri = %candidate, %error, "instance refused; trying the next");
+                failure = Some(error);
+            }
+        }
+    }
+    Err(failure.unwrap_or_else(|| Error::UnusableUri {
+        uri: String::new(),
+        reason: "the name resolved to no URI".into(),
+    }))
 }
 
 /// Withdraws a call whose caller stopped waiting, and asks the daemon to cancel it.

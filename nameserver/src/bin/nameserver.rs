@@ -44,6 +44,11 @@ enum Command {
         /// line, which `ps` shows).
         #[arg(long, value_name = "PATH")]
         admin_token_file: Option<PathBuf>,
+        /// Keep the registry in this file (a redb database, created if missing), so that it
+        /// survives a restart or a crash; every change is on disk before it is acknowledged.
+        /// Without it the registry lives in memory only.
+        #[arg(long, value_name = "PATH")]
+        store: Option<PathBuf>,
     },
     /// List registered names, optionally those starting with PREFIX.
     List {
@@ -55,7 +60,7 @@ enum Command {
         #[command(flatten)]
         ns: NsAddress,
     },
-    /// Print the URI and metadata registered under NAME.
+    /// Print every instance registered under NAME, one per line, with its metadata.
     Lookup {
         /// The name to look up.
         name: String,
@@ -69,8 +74,12 @@ enum Command {
         /// The object's `PYRO:` URI.
         uri: Uri,
         /// Refuse to overwrite an existing registration.
-        #[arg(long, conflicts_with = "ttl")]
+        #[arg(long, conflicts_with_all = ["ttl", "add"])]
         safe: bool,
+        /// Add URI as one more instance of NAME, keeping the instances it has (several
+        /// workers under one name), instead of replacing them.
+        #[arg(long)]
+        add: bool,
         /// A metadata tag; repeat for several.
         #[arg(long = "meta")]
         metadata: Vec<String>,
@@ -86,16 +95,20 @@ enum Command {
         #[command(flatten)]
         ns: NsAddress,
     },
-    /// Remove NAME (or, with --prefix or --regex, every name that matches).
+    /// Remove NAME (or, with --prefix or --regex, every name that matches; with --uri, one
+    /// instance of NAME).
     Remove {
         /// The name, prefix or regular expression.
         pattern: String,
         /// Treat the pattern as a prefix.
-        #[arg(long, conflicts_with = "regex")]
+        #[arg(long, conflicts_with_all = ["regex", "uri"])]
         prefix: bool,
         /// Treat the pattern as a regular expression anchored at the start.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "uri")]
         regex: bool,
+        /// Remove only this instance of NAME, leaving its others.
+        #[arg(long)]
+        uri: Option<Uri>,
         /// A file holding an owner or admin token (RPC_NS_TOKEN otherwise), to remove owned
         /// names too.
         #[arg(long, value_name = "PATH")]
@@ -185,8 +198,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_broadcast,
             advertise,
             admin_token_file,
+            store,
         } => {
             let mut options = Options::default();
+            if let Some(path) = store {
+                let opened = nameserver::RedbStore::open(&path).map_err(|error| {
+                    anyhow::Error::new(error).context(format!("cannot open {}", path.display()))
+                })?;
+                options.store = Some(std::sync::Arc::new(opened));
+            }
             options.admin_token = secret(admin_token_file, "RPC_NS_ADMIN_TOKEN")?;
             options.host = host;
             options.port = port;
@@ -211,8 +231,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut after = None;
             loop {
                 let page = names.list_page(filter.clone(), after, 1000).await?;
-                for (name, registration) in &page.entries {
-                    println!("{name} --> {}", described(registration));
+                for (name, instances) in &page.entries {
+                    for registration in instances {
+                        println!("{name} --> {}", described(registration));
+                    }
                 }
                 match page.next {
                     Some(next) => after = Some(next),
@@ -221,13 +243,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Lookup { name, ns } => {
-            let registration = ns.locate().await?.lookup_with_metadata(name).await?;
-            println!("{}", described(&registration));
+            for registration in ns.locate().await?.lookup_all(name).await? {
+                println!("{}", described(&registration));
+            }
         }
         Command::Register {
             name,
             uri,
             safe,
+            add,
             metadata,
             ttl,
             token_file,
@@ -235,11 +259,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let names = ns.locate().await?;
             let metadata = metadata.into_iter().collect();
-            match ttl {
-                Some(seconds) => {
-                    let ttl = std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
+            let ttl = ttl
+                .map(|seconds| {
+                    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
                         anyhow::anyhow!("--ttl takes a number of seconds, not {seconds}")
-                    })?;
+                    })
+                })
+                .transpose()?;
+            match ttl {
+                _ if add => {
+                    let owner = secret(token_file, "RPC_NS_TOKEN")?;
+                    names
+                        .register_instance(name.clone(), uri.clone(), metadata, ttl, owner)
+                        .await?;
+                    println!("added {uri} to {name}");
+                }
+                Some(ttl) => {
                     let owner = match secret(token_file, "RPC_NS_TOKEN")? {
                         Some(owner) => owner,
                         None => {
@@ -251,6 +286,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     names
                         .register_lease(name.clone(), uri.clone(), metadata, ttl, owner)
                         .await?;
+                    let seconds = ttl.as_secs_f64();
                     println!("registered {name} --> {uri} for {seconds} s");
                 }
                 None => {
@@ -265,9 +301,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pattern,
             prefix,
             regex,
+            uri,
             token_file,
             ns,
         } => {
+            let names = ns.locate().await?;
+            let token = secret(token_file, "RPC_NS_TOKEN")?;
+            if let Some(uri) = uri {
+                let removed = names.remove_instance(pattern, uri, token).await?;
+                println!("removed {removed} instance(s)");
+                return Ok(());
+            }
             let filter = if regex {
                 NameFilter::Regex(pattern)
             } else if prefix {
@@ -275,8 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 NameFilter::Name(pattern)
             };
-            let names = ns.locate().await?;
-            let removed = match secret(token_file, "RPC_NS_TOKEN")? {
+            let removed = match token {
                 Some(token) => names.remove_owned(filter, token).await?,
                 None => names.remove(filter).await?,
             };

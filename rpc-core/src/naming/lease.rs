@@ -24,6 +24,10 @@ use crate::{Config, Error, Uri};
 /// Dropping the lease stops renewing and leaves the registration to expire (what a crashed
 /// worker would do); [`remove`](Lease::remove) takes it away at once, for a graceful stop.
 ///
+/// [`start`](Lease::start) makes the worker the name's only instance, as Pyro's `register`
+/// does. Several workers share one name with [`start_instance`](Lease::start_instance):
+/// each keeps its own instance alive, and `PYRONAME:` proxies spread over them.
+///
 /// A worker registers its object, serves, and removes it when it stops (this needs a running
 /// nameserver, which `tests/tests/naming.rs` starts):
 ///
@@ -41,8 +45,12 @@ use crate::{Config, Error, Uri};
 #[derive(Debug)]
 pub struct Lease {
     name: String,
-    /// The owner token of the registration, known to this lease only.
+    /// The owner token of the registration, known to this lease only (and to the other
+    /// instances of a shared name).
     owner: String,
+    uri: Uri,
+    /// Whether the name holds other instances than this one.
+    shared: bool,
     config: Config,
     renewing: JoinHandle<()>,
 }
@@ -83,12 +91,50 @@ impl Lease {
             metadata,
             ttl,
             owner: new_owner_token(),
+            shared: false,
         };
+        Lease::begin(renewal).await
+    }
+
+    /// Registers `uri` as one instance of `name` among others, for `ttl`, and keeps it
+    /// registered, leaving the name's other instances alone: how several workers serve one
+    /// name. The name is owned by `owner` (at least 16 characters), which every worker of the
+    /// name gives, say from a file they share; anyone else is refused. [`remove`](Lease::remove)
+    /// removes this instance only.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Lease::start); [`NamingError::Owned`](super::NamingError::Owned) if the
+    /// name is owned by another token.
+    pub async fn start_instance(
+        config: &Config,
+        name: &str,
+        uri: Uri,
+        metadata: BTreeSet<String>,
+        ttl: Duration,
+        owner: String,
+    ) -> Result<Lease, Error> {
+        let renewal = Renewal {
+            config: config.clone(),
+            name: name.to_owned(),
+            uri,
+            metadata,
+            ttl,
+            owner,
+            shared: true,
+        };
+        Lease::begin(renewal).await
+    }
+
+    /// Registers once, then renews in the background.
+    async fn begin(renewal: Renewal) -> Result<Lease, Error> {
         renewal.renew().await?;
         Ok(Lease {
-            name: name.to_owned(),
+            name: renewal.name.clone(),
             owner: renewal.owner.clone(),
-            config: config.clone(),
+            uri: renewal.uri.clone(),
+            shared: renewal.shared,
+            config: renewal.config.clone(),
             renewing: tokio::spawn(renewal.keep_renewing()),
         })
     }
@@ -106,9 +152,19 @@ impl Lease {
     pub async fn remove(self) -> Result<(), Error> {
         self.renewing.abort();
         let ns = cached_locate_ns(&self.config).await?;
-        ns.remove_owned(NameFilter::Name(self.name.clone()), self.owner.clone())
+        if self.shared {
+            ns.remove_instance(
+                self.name.clone(),
+                self.uri.clone(),
+                Some(self.owner.clone()),
+            )
             .await
             .map_err(naming)?;
+        } else {
+            ns.remove_owned(NameFilter::Name(self.name.clone()), self.owner.clone())
+                .await
+                .map_err(naming)?;
+        }
         Ok(())
     }
 }
@@ -139,20 +195,28 @@ struct Renewal {
     metadata: BTreeSet<String>,
     ttl: Duration,
     owner: String,
+    /// Register as one instance among others, not as the name's only one.
+    shared: bool,
 }
 
 impl Renewal {
     async fn renew(&self) -> Result<(), Error> {
         let ns = cached_locate_ns(&self.config).await?;
-        ns.register_lease(
-            self.name.clone(),
-            self.uri.clone(),
-            self.metadata.clone(),
-            self.ttl,
-            self.owner.clone(),
-        )
-        .await
-        .map_err(naming)
+        let (name, uri, metadata) = (self.name.clone(), self.uri.clone(), self.metadata.clone());
+        let renewed = if self.shared {
+            ns.register_instance(
+                name,
+                uri,
+                metadata,
+                Some(self.ttl),
+                Some(self.owner.clone()),
+            )
+            .await
+        } else {
+            ns.register_lease(name, uri, metadata, self.ttl, self.owner.clone())
+                .await
+        };
+        renewed.map_err(naming)
     }
 
     async fn keep_renewing(self) {

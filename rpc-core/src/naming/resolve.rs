@@ -7,9 +7,10 @@ use super::locate::{cached_locate_ns, connect, discover_all, forget_ns};
 use super::{DEFAULT_NS_PORT, MetadataQuery, NameServerConfig, NameServerProxy, NamingError};
 use crate::{CallError, Config, Error, HostPort, Uri};
 
-/// The direct URI that `uri` stands for now. A `PYROMETA:` URI picks one of the matching objects
-/// at random, which spreads clients over several workers.
-pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Uri, Error> {
+/// The direct URIs that `uri` stands for now, in the order to try them: every instance of a
+/// `PYRONAME:` name, starting where the nameserver's round robin is, or one object of each
+/// name a `PYROMETA:` query matches, starting at a random one. Never empty.
+pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
     let resolved = resolve_once(uri, config).await;
     match resolved {
         // The nameserver located earlier is gone: locate one afresh, once. Lookups are
@@ -22,9 +23,9 @@ pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Uri, Error> {
     }
 }
 
-async fn resolve_once(uri: &Uri, config: &Config) -> Result<Uri, Error> {
+async fn resolve_once(uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
     if let Uri::Direct { .. } = uri {
-        return Ok(uri.clone());
+        return Ok(vec![uri.clone()]);
     }
     let ns = nameserver_for(uri, config).await?;
     let answer = ask(&ns, uri).await;
@@ -52,25 +53,37 @@ async fn resolve_once(uri: &Uri, config: &Config) -> Result<Uri, Error> {
     }
 }
 
-/// What the nameserver `ns` has for the `PYRONAME:` or `PYROMETA:` URI `uri`.
-async fn ask(ns: &NameServerProxy, uri: &Uri) -> Result<Uri, Error> {
-    match uri {
-        Uri::Direct { .. } => Ok(uri.clone()),
-        Uri::Name { name, .. } => ns.lookup(name.clone()).await.map_err(naming),
+/// What the nameserver `ns` has for the `PYRONAME:` or `PYROMETA:` URI `uri`, in the order
+/// to try it.
+async fn ask(ns: &NameServerProxy, uri: &Uri) -> Result<Vec<Uri>, Error> {
+    let candidates: Vec<Uri> = match uri {
+        Uri::Direct { .. } => vec![uri.clone()],
+        Uri::Name { name, .. } => {
+            let instances = ns.lookup_all(name.clone()).await.map_err(naming)?;
+            instances.into_iter().map(|found| found.uri).collect()
+        }
         Uri::Meta { tags, .. } => {
             let wanted: BTreeSet<String> = tags.iter().cloned().collect();
             let found = ns
                 .yplookup(MetadataQuery::All(wanted.clone()))
                 .await
                 .map_err(naming)?;
-            let pick = RandomState::new().hash_one(found.len()) as usize % found.len().max(1);
-            found
-                .into_values()
-                .nth(pick)
-                .map(|registration| registration.uri)
-                .ok_or(Error::Naming(NamingError::NoMatch(wanted)))
+            let mut uris: Vec<Uri> = found.into_values().map(|found| found.uri).collect();
+            if uris.is_empty() {
+                return Err(Error::Naming(NamingError::NoMatch(wanted)));
+            }
+            let start = RandomState::new().hash_one(uris.len()) as usize % uris.len();
+            uris.rotate_left(start);
+            uris
         }
+    };
+    if candidates.is_empty() {
+        return Err(Error::UnusableUri {
+            uri: uri.to_string(),
+            reason: "the nameserver answered with no instance".into(),
+        });
     }
+    Ok(candidates)
 }
 
 /// The nameserver a URI names (`@host:port`), or else the one `locate_ns` finds.
