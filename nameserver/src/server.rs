@@ -329,3 +329,69 @@ impl NameServerImpl {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// A store whose writes fail while `broken` is set.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        broken: AtomicBool,
+        saved: Mutex<Vec<String>>,
+    }
+
+    impl Store for Arc<Flaky> {
+        fn load(&self) -> Result<Vec<(String, StoredEntry)>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        fn save(&self, changes: &[(String, Option<StoredEntry>)]) -> Result<(), StoreError> {
+            if self.broken.load(Ordering::Relaxed) {
+                return Err(StoreError::Backend("the disk is full".into()));
+            }
+            let mut saved = self.saved.lock().unwrap();
+            saved.extend(changes.iter().map(|(name, _)| name.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_the_store_refuses_is_not_made_and_says_why() {
+        let flaky = Arc::new(Flaky::default());
+        let own: Uri = "PYRO:Pyro.NameServer@127.0.0.1:1".parse().unwrap();
+        let server = NameServerImpl::with_store(
+            Registry::new(own),
+            DEFAULT_QUERY_BUDGET,
+            Arc::new(flaky.clone()),
+        )
+        .await
+        .unwrap();
+        let uri: Uri = "PYRO:w@127.0.0.1:2".parse().unwrap();
+        server
+            .register("kept".into(), uri.clone(), false, BTreeSet::new())
+            .await
+            .unwrap();
+        flaky.broken.store(true, Ordering::Relaxed);
+        let refused = server
+            .register("lost".into(), uri.clone(), false, BTreeSet::new())
+            .await;
+        assert!(
+            matches!(&refused, Err(NamingError::StoreFailed(why)) if why.contains("disk is full")),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            server.lookup("lost".into()).await,
+            Err(NamingError::UnknownName(_))
+        ));
+        // Once the store works again, the next change goes through, and only it is written.
+        flaky.broken.store(false, Ordering::Relaxed);
+        server
+            .register("later".into(), uri, false, BTreeSet::new())
+            .await
+            .unwrap();
+        assert_eq!(*flaky.saved.lock().unwrap(), ["kept", "later"]);
+    }
+}

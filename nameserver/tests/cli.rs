@@ -105,6 +105,26 @@ fn serve_answer_the_client_commands_and_stop_on_sigterm() {
         ok && text.contains("demo.one --> PYRO:one@127.0.0.1:4000"),
         "{text}"
     );
+    // Several workers under one name: one line each, and one removed alone.
+    for worker in ["PYRO:a@127.0.0.1:4100", "PYRO:b@127.0.0.1:4101"] {
+        let (ok, text) = client(port, &["register", "demo.pool", worker, "--add"]);
+        assert!(ok && text.contains("added"), "{text}");
+    }
+    let (ok, text) = client(port, &["lookup", "demo.pool"]);
+    assert!(ok && text.lines().count() == 2, "{text}");
+    assert!(
+        text.contains("PYRO:a@") && text.contains("PYRO:b@"),
+        "{text}"
+    );
+    let (ok, text) = client(
+        port,
+        &["remove", "demo.pool", "--uri", "PYRO:a@127.0.0.1:4100"],
+    );
+    assert!(ok && text.contains("removed 1 instance"), "{text}");
+    let (ok, text) = client(port, &["lookup", "demo.pool"]);
+    assert!(ok && text.trim() == "PYRO:b@127.0.0.1:4101", "{text}");
+    let (ok, text) = client(port, &["remove", "demo.pool"]);
+    assert!(ok && text.contains("removed 1 name"), "{text}");
     let (ok, text) = client(port, &["remove", "Pyro.NameServer"]);
     assert!(!ok && text.contains("cannot be removed"), "{text}");
     let (ok, text) = client(port, &["remove", "demo", "--prefix"]);
@@ -171,6 +191,7 @@ fn help_explains_every_flag_and_its_default() {
         "--bcport",
         "--no-broadcast",
         "--advertise",
+        "--store",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
