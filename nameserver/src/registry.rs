@@ -279,7 +279,6 @@ impl Registry {
     ///
     /// As [`register`](Self::register) and [`register_lease`](Self::register_lease), and
     /// [`NamingError::LimitReached`] for `max_instances_per_name`.
-    #[allow(clippy::too_many_arguments)]
     pub fn add_instance(
         &mut self,
         name: String,
@@ -1167,10 +1166,7 @@ mod tests {
         let mut dead = live.clone();
         dead.instances[0].expires = Some(now - Duration::from_secs(1));
         let mut restored = Registry::new(uri(NAMESERVER_OBJECT_ID));
-        restored.restore(
-            [("live".to_owned(), live.clone()), ("dead".to_owned(), dead)],
-            now,
-        );
+        restored.restore([("live".to_owned(), live), ("dead".to_owned(), dead)], now);
         assert_eq!(restored.lookup("live", 0).unwrap().uri, uri("live"));
         assert!(restored.lookup("dead", 0).is_err());
         // Only the name that lost an instance is for the store to write.
