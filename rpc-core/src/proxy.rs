@@ -268,11 +268,19 @@ impl Proxy {
 }
 
 /// A connection to the first of `candidates` (the instances of a name) that accepts one.
-/// Nothing was sent to those that failed, so trying the next is safe: a dead worker costs a
-/// connection attempt, not a failed call. The last failure if none accepts.
+/// Nothing was sent to those that failed, so trying another is safe: a dead worker costs a
+/// connection attempt, not a failed call. After the first refusal the rest are tried from a
+/// random one, so the clients a dead instance turns away spread over the others instead of
+/// all going to its neighbour in the nameserver's rotation. The last failure if none accepts.
 async fn connect_to_one(candidates: &[Uri], config: &Config) -> Result<Arc<Link>, Error> {
+    let mut order: Vec<&Uri> = candidates.iter().collect();
+    let others = order.len().saturating_sub(1);
+    if others > 1 {
+        let start = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), others);
+        order[1..].rotate_left(start as usize % others);
+    }
     let mut failure = None;
-    for candidate in candidates {
+    for candidate in order {
         let Uri::Direct { object, location } = candidate else {
             failure = Some(Error::UnusableUri {
                 uri: candidate.to_string(),
