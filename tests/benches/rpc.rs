@@ -47,6 +47,8 @@ struct Scale {
     echo_bytes: usize,
     idle_connections: usize,
     lookups: usize,
+    /// Names in the registry of the nameserver workload.
+    registry_names: usize,
 }
 
 const QUICK: Scale = Scale {
@@ -57,6 +59,7 @@ const QUICK: Scale = Scale {
     echo_bytes: 8 << 20,
     idle_connections: 2_000,
     lookups: 50,
+    registry_names: 5_000,
 };
 
 const FULL: Scale = Scale {
@@ -67,6 +70,7 @@ const FULL: Scale = Scale {
     echo_bytes: 64 << 20,
     idle_connections: 10_000,
     lookups: 300,
+    registry_names: 100_000,
 };
 
 /// Sizes of our frames for `add(u64, u64)`, so the baseline carries the same bytes.
@@ -295,6 +299,11 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
             median(base),
         ));
         ns.shutdown().await;
+    }
+
+    // 5b. A large registry: lookups in memory and from a store, durable registrations.
+    if select.wants("registry") {
+        registry_rows(scale, &mut rows).await;
     }
 
     // 6. Memory per idle connection.
@@ -637,6 +646,136 @@ async fn raw_many(address: SocketAddr, connections: usize, calls: usize) -> f64 
 }
 
 // ---- Idle connections, held by a child process so this one counts only the server side. ----
+
+/// Lookup latency with `scale.registry_names` names (against one name), in memory and with a
+/// store (against memory), what a durable registration costs (against one in memory), and
+/// the memory a registration takes.
+async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
+    use nameserver::{RedbStore, Store, StoredEntry, StoredInstance};
+    let n = scale.registry_names;
+    let uri = |i: usize| format!("PYRO:obj{i}@127.0.0.1:4000");
+    let dir = std::env::temp_dir().join(format!("rpc-bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("registry.redb");
+    let _ = std::fs::remove_file(&path);
+    // The stored registry is written in one transaction; registering it name by name would
+    // cost one fsync each.
+    let store = RedbStore::open(&path).unwrap();
+    let records: Vec<(String, Option<StoredEntry>)> = (0..n)
+        .map(|i| {
+            let record = StoredEntry {
+                instances: vec![StoredInstance {
+                    uri: uri(i),
+                    metadata: Default::default(),
+                    expires_unix_ms: None,
+                }],
+                owner: None,
+            };
+            (format!("name.{i:06}"), Some(record))
+        })
+        .collect();
+    store.save(&records).unwrap();
+    drop(records);
+
+    let start = |store: Option<Arc<dyn Store>>| async move {
+        let mut options = nameserver::Options::loopback(0);
+        options.store = store;
+        // Room for the fresh registrations beside the registry.
+        options.limits.max_registrations = 2 * n;
+        let ns = nameserver::start(options).await.unwrap();
+        let mut config = Config::default();
+        config.nameserver =
+            NameServerConfig::at("127.0.0.1", ns.daemon().local_addr().unwrap().port());
+        let names = rpc_core::locate_ns(&config).await.unwrap();
+        (ns, names)
+    };
+    let lookups = |names: rpc_core::NameServerProxy, count: usize| async move {
+        let mut latencies = Vec::with_capacity(scale.lookups * 10);
+        for i in 0..scale.lookups * 10 {
+            let name = format!("name.{:06}", (i * 7919) % count);
+            latencies.push(timed(async { names.lookup(name).await.map(drop).unwrap() }).await);
+        }
+        median(latencies)
+    };
+    let registrations = |names: rpc_core::NameServerProxy| async move {
+        let mut latencies = Vec::with_capacity(scale.lookups);
+        for i in 0..scale.lookups {
+            let name = format!("fresh.{i:06}");
+            let uri = uri(i).parse().unwrap();
+            latencies.push(
+                timed(async {
+                    names
+                        .register(name, uri, false, Default::default())
+                        .await
+                        .unwrap();
+                })
+                .await,
+            );
+        }
+        median(latencies)
+    };
+
+    // In memory: one name, then all of them registered over the wire.
+    let before = resident_kib();
+    let (memory_ns, memory) = start(None).await;
+    memory
+        .register(
+            "name.000000".into(),
+            uri(0).parse().unwrap(),
+            false,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let one = lookups(memory.clone(), 1).await;
+    let in_memory_registration = registrations(memory.clone()).await;
+    for i in 1..n {
+        memory
+            .register(
+                format!("name.{i:06}"),
+                uri(i).parse().unwrap(),
+                false,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let per_registration_kib = (resident_kib() - before) / n as f64;
+    let many = lookups(memory.clone(), n).await;
+    memory_ns.shutdown().await;
+
+    let (stored_ns, stored) = start(Some(Arc::new(store))).await;
+    let from_store = lookups(stored.clone(), n).await;
+    let durable_registration = registrations(stored).await;
+    stored_ns.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    rows.push(Row::latency(
+        &format!("lookup among {n} names (vs among 1)"),
+        many,
+        one,
+    ));
+    rows.push(Row::latency(
+        &format!("lookup among {n} names, --store (vs in memory)"),
+        from_store,
+        many,
+    ));
+    rows.push(Row {
+        note: "lower is better; fsynced",
+        ..Row::latency(
+            "registration, --store (vs in memory)",
+            durable_registration,
+            in_memory_registration,
+        )
+    });
+    rows.push(Row {
+        workload: format!("memory per registration, {n} names (KiB)"),
+        ours: per_registration_kib,
+        baseline: per_registration_kib,
+        unit: "KiB",
+        note: "no baseline; RSS growth of this process",
+    });
+}
 
 /// Resident memory of this process, in KiB.
 fn resident_kib() -> f64 {
