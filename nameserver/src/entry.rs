@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::source::Source;
 use rpc_core::{Registration, Uri};
 
 /// One worker registered under a name.
@@ -14,6 +15,9 @@ pub struct Instance {
     pub metadata: BTreeSet<String>,
     /// When its lease runs out; `None` for a permanent registration.
     pub expires: Option<Instant>,
+    /// The client address it was registered from, for the per-address cap; `None` when not
+    /// known (a Unix socket, a registration read back from a store).
+    pub source: Option<Source>,
 }
 
 /// What one name holds: one instance in Pyro's way of registering, several when workers join

@@ -43,6 +43,7 @@ mod limits;
 mod redb_store;
 mod registry;
 mod server;
+mod source;
 mod store;
 
 use std::future::Future;
@@ -63,6 +64,7 @@ pub use limits::{Limits, MAX_NAME_LEN, validate_name};
 pub use redb_store::RedbStore;
 pub use registry::{MAX_PAGE_LEN, MIN_TOKEN_LEN, Registry};
 pub use server::{DEFAULT_QUERY_BUDGET, NameServerImpl};
+pub use source::Source;
 pub use store::{Store, StoreError, StoredEntry, StoredInstance};
 
 /// How to run a nameserver. Defaults follow Pyro: `localhost`, port 9090, discovery on 9091.

@@ -16,6 +16,10 @@ pub struct Limits {
     /// Registrations (instances) in all, the nameserver's own not counted. Default 100,000
     /// (about 1 KiB each, so about 100 MiB at worst).
     pub max_registrations: usize,
+    /// Registrations (instances) from one client address (IPv4, or IPv6 /64), counted while
+    /// they last; the source of a registration read back from a store is not known, so it
+    /// counts for no one. Default 10,000.
+    pub max_registrations_per_address: usize,
     /// Instances under one name. Default 256.
     pub max_instances_per_name: usize,
     /// The longest URI accepted, in bytes. Default 1024.
@@ -32,6 +36,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_registrations: 100_000,
+            max_registrations_per_address: 10_000,
             max_instances_per_name: 256,
             max_uri_len: 1024,
             max_tags: 32,

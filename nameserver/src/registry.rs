@@ -11,6 +11,7 @@ use crate::deadline::Deadline;
 use crate::entry::{Entry, Instance};
 use crate::filter::Matcher;
 use crate::limits::{Limits, validate_name};
+use crate::source::Source;
 use rpc_core::{
     ListPage, MetadataQuery, NAMESERVER_OBJECT_ID, NameFilter, NamingError, Registration, Uri,
 };
@@ -67,6 +68,8 @@ pub struct Registry {
     expiries: OrdSet<(Instant, String, String)>,
     /// Instances registered in all, the nameserver's own not counted.
     instances: usize,
+    /// Instances registered from each client address that is known.
+    per_source: OrdMap<Source, usize>,
     /// Names changed since [`take_changes`](Self::take_changes) was last called.
     changed: OrdSet<String>,
     /// A token that may change or remove any name, the operator's.
@@ -88,6 +91,7 @@ impl Registry {
             uri: own_uri,
             metadata: BTreeSet::new(),
             expires: None,
+            source: None,
         };
         entries.insert(
             NAMESERVER_OBJECT_ID.to_owned(),
@@ -100,6 +104,7 @@ impl Registry {
             entries,
             expiries: OrdSet::new(),
             instances: 0,
+            per_source: OrdMap::new(),
             changed: OrdSet::new(),
             admin_token: None,
             limits,
@@ -174,12 +179,40 @@ impl Registry {
         self.limits.check_metadata(metadata)
     }
 
-    /// Refuses `more` instances beyond the registry's cap.
-    fn check_room(&self, more: usize) -> Result<(), NamingError> {
-        if self.instances + more > self.limits.max_registrations {
+    /// Refuses to let `name` hold `after` if that grows the registry past its cap, or the
+    /// instances of `source` past theirs.
+    fn check_room(
+        &self,
+        name: &str,
+        after: &Entry,
+        source: Option<Source>,
+    ) -> Result<(), NamingError> {
+        let before = self.entries.get(name);
+        let held = before.map_or(0, |entry| entry.instances.len());
+        if after.instances.len() > held
+            && self.instances + after.instances.len() - held > self.limits.max_registrations
+        {
             return Err(NamingError::LimitReached {
                 setting: "max_registrations".into(),
                 limit: self.limits.max_registrations,
+            });
+        }
+        let Some(source) = source else {
+            return Ok(());
+        };
+        let from = |entry: &Entry| {
+            entry
+                .instances
+                .iter()
+                .filter(|instance| instance.source == Some(source))
+                .count()
+        };
+        let (held, wanted) = (before.map_or(0, from), from(after));
+        let now = self.per_source.get(&source).copied().unwrap_or(0);
+        if wanted > held && now + wanted - held > self.limits.max_registrations_per_address {
+            return Err(NamingError::LimitReached {
+                setting: "max_registrations_per_address".into(),
+                limit: self.limits.max_registrations_per_address,
             });
         }
         Ok(())
@@ -211,6 +244,7 @@ impl Registry {
         uri: Uri,
         safe: bool,
         metadata: BTreeSet<String>,
+        source: Option<Source>,
     ) -> Result<(), NamingError> {
         self.check_owner(&name, None)?;
         self.check_registration(&name, &uri, &metadata)?;
@@ -221,6 +255,7 @@ impl Registry {
             uri,
             metadata,
             expires: None,
+            source,
         };
         self.replace(name, instance, None)
     }
@@ -233,6 +268,10 @@ impl Registry {
     ///
     /// As [`register`](Self::register) without safe mode; [`NamingError::Owned`] if another
     /// token owns the name, [`NamingError::WeakToken`] for a short one.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one fact of the registration; a struct would only rename them"
+    )]
     pub fn register_lease(
         &mut self,
         name: String,
@@ -241,6 +280,7 @@ impl Registry {
         ttl: Duration,
         now: Instant,
         owner: &str,
+        source: Option<Source>,
     ) -> Result<(), NamingError> {
         check_token(owner)?;
         self.check_owner(&name, Some(owner))?;
@@ -249,6 +289,7 @@ impl Registry {
             uri,
             metadata,
             expires: Some(self.expiry(ttl, now)?),
+            source,
         };
         self.replace(name, instance, Some(owner.to_owned()))
     }
@@ -260,12 +301,12 @@ impl Registry {
         instance: Instance,
         owner: Option<String>,
     ) -> Result<(), NamingError> {
-        let held = self.entries.get(&name).map_or(0, |e| e.instances.len());
-        self.check_room(1usize.saturating_sub(held))?;
+        let source = instance.source;
         let entry = Entry {
             instances: vec![instance],
             owner,
         };
+        self.check_room(&name, &entry, source)?;
         self.put(name, entry);
         Ok(())
     }
@@ -279,6 +320,10 @@ impl Registry {
     ///
     /// As [`register`](Self::register) and [`register_lease`](Self::register_lease), and
     /// [`NamingError::LimitReached`] for `max_instances_per_name`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one fact of the registration; a struct would only rename them"
+    )]
     pub fn add_instance(
         &mut self,
         name: String,
@@ -287,6 +332,7 @@ impl Registry {
         ttl: Option<Duration>,
         now: Instant,
         owner: Option<&str>,
+        source: Option<Source>,
     ) -> Result<(), NamingError> {
         if let Some(owner) = owner {
             check_token(owner)?;
@@ -299,6 +345,7 @@ impl Registry {
             uri,
             metadata,
             expires,
+            source,
         };
         match entry.instances.iter().position(|i| i.uri == instance.uri) {
             Some(at) => entry.instances[at] = instance,
@@ -309,13 +356,13 @@ impl Registry {
                         limit: self.limits.max_instances_per_name,
                     });
                 }
-                self.check_room(1)?;
                 entry.instances.push(instance);
             }
         }
         if let Some(owner) = owner {
             entry.owner = Some(owner.to_owned());
         }
+        self.check_room(&name, &entry, source)?;
         self.put(name, entry);
         Ok(())
     }
@@ -358,6 +405,9 @@ impl Registry {
                 self.expiries
                     .insert((at, name.clone(), instance.uri.to_string()));
             }
+            if let Some(source) = instance.source {
+                *self.per_source.entry(source).or_insert(0) += 1;
+            }
         }
         self.instances += entry.instances.len();
         if !entry.instances.is_empty() {
@@ -373,6 +423,14 @@ impl Registry {
             if let Some(at) = instance.expires {
                 self.expiries
                     .remove(&(at, name.to_owned(), instance.uri.to_string()));
+            }
+            if let Some(source) = instance.source {
+                let left = self.per_source.get(&source).map_or(0, |n| n - 1);
+                if left == 0 {
+                    self.per_source.remove(&source);
+                } else {
+                    self.per_source.insert(source, left);
+                }
             }
         }
         self.instances -= old.instances.len();
@@ -680,6 +738,7 @@ mod tests {
                 uri("w1"),
                 false,
                 tags(&["fast", "eu"]),
+                None,
             )
             .unwrap();
         registry
@@ -688,10 +747,11 @@ mod tests {
                 uri("w2"),
                 false,
                 tags(&["slow", "eu"]),
+                None,
             )
             .unwrap();
         registry
-            .register("other".into(), uri("o"), false, tags(&[]))
+            .register("other".into(), uri("o"), false, tags(&[]), None)
             .unwrap();
         registry
     }
@@ -715,12 +775,12 @@ mod tests {
     fn safe_mode_refuses_to_overwrite_and_plain_mode_overwrites() {
         let mut registry = registry();
         assert_eq!(
-            registry.register("other".into(), uri("x"), true, tags(&[])),
+            registry.register("other".into(), uri("x"), true, tags(&[]), None),
             Err(NamingError::NameTaken("other".into()))
         );
         assert_eq!(registry.lookup("other", 0).unwrap().uri, uri("o"));
         registry
-            .register("other".into(), uri("x"), false, tags(&[]))
+            .register("other".into(), uri("x"), false, tags(&[]), None)
             .unwrap();
         assert_eq!(registry.lookup("other", 0).unwrap().uri, uri("x"));
     }
@@ -730,12 +790,18 @@ mod tests {
         let mut registry = registry();
         for bad in ["", "two words", "tab\there", "new\nline", "svc@v2"] {
             assert!(matches!(
-                registry.register(bad.into(), uri("x"), false, tags(&[])),
+                registry.register(bad.into(), uri("x"), false, tags(&[]), None),
                 Err(NamingError::InvalidName { .. })
             ));
         }
         assert!(matches!(
-            registry.register("n".into(), "PYRONAME:x".parse().unwrap(), false, tags(&[])),
+            registry.register(
+                "n".into(),
+                "PYRONAME:x".parse().unwrap(),
+                false,
+                tags(&[]),
+                None
+            ),
             Err(NamingError::NotDirect(_))
         ));
     }
@@ -827,7 +893,13 @@ mod tests {
         assert_eq!(registry.count(), 1);
         assert!(registry.lookup(NAMESERVER_OBJECT_ID, 0).is_ok());
         assert_eq!(
-            registry.register(NAMESERVER_OBJECT_ID.into(), uri("x"), false, tags(&[])),
+            registry.register(
+                NAMESERVER_OBJECT_ID.into(),
+                uri("x"),
+                false,
+                tags(&[]),
+                None
+            ),
             Err(NamingError::Protected(NAMESERVER_OBJECT_ID.into()))
         );
     }
@@ -864,11 +936,11 @@ mod tests {
         let mut registry = Registry::with_limits(uri(NAMESERVER_OBJECT_ID), limits);
         for name in ["a", "b"] {
             registry
-                .register(name.into(), uri(name), false, tags(&[]))
+                .register(name.into(), uri(name), false, tags(&[]), None)
                 .unwrap();
         }
         assert_eq!(
-            registry.register("c".into(), uri("c"), false, tags(&[])),
+            registry.register("c".into(), uri("c"), false, tags(&[]), None),
             Err(NamingError::LimitReached {
                 setting: "max_registrations".into(),
                 limit: 2
@@ -876,7 +948,7 @@ mod tests {
         );
         // Replacing a registered name is no new registration.
         registry
-            .register("a".into(), uri("a2"), false, tags(&[]))
+            .register("a".into(), uri("a2"), false, tags(&[]), None)
             .unwrap();
         assert!(matches!(
             registry.set_metadata(NAMESERVER_OBJECT_ID, tags(&["worker"])),
@@ -886,7 +958,7 @@ mod tests {
             .parse()
             .unwrap();
         assert!(matches!(
-            registry.register("a".into(), long_uri, false, tags(&[])),
+            registry.register("a".into(), long_uri, false, tags(&[]), None),
             Err(NamingError::LimitReached { setting, .. }) if setting == "max_uri_len"
         ));
     }
@@ -897,7 +969,15 @@ mod tests {
         let start = Instant::now();
         let ttl = Duration::from_secs(10);
         registry
-            .register_lease("leased".into(), uri("l"), tags(&[]), ttl, start, OWNER)
+            .register_lease(
+                "leased".into(),
+                uri("l"),
+                tags(&[]),
+                ttl,
+                start,
+                OWNER,
+                None,
+            )
             .unwrap();
         assert_eq!(registry.lease_left("leased", start), Some(ttl));
         assert_eq!(registry.lease_left("other", start), None);
@@ -910,6 +990,7 @@ mod tests {
                 ttl,
                 start + ttl / 2,
                 OWNER,
+                None,
             )
             .unwrap();
         assert_eq!(registry.expire(start + ttl), 0);
@@ -918,13 +999,13 @@ mod tests {
         assert!(registry.lookup("leased", 0).is_err());
         // Removing a leased name forgets its lease: registered again, it is permanent.
         registry
-            .register_lease("gone".into(), uri("g"), tags(&[]), ttl, start, OWNER)
+            .register_lease("gone".into(), uri("g"), tags(&[]), ttl, start, OWNER, None)
             .unwrap();
         registry
             .remove_as(&NameFilter::Name("gone".into()), Some(OWNER))
             .unwrap();
         registry
-            .register("gone".into(), uri("g2"), false, tags(&[]))
+            .register("gone".into(), uri("g2"), false, tags(&[]), None)
             .unwrap();
         assert_eq!(registry.expire(start + ttl * 10), 0);
         assert!(registry.lookup("gone", 0).is_ok());
@@ -938,7 +1019,7 @@ mod tests {
         registry.set_admin_token(Some("admin-token-0123456789".into()));
         let (now, ttl) = (Instant::now(), Duration::from_secs(60));
         registry
-            .register_lease("owned".into(), uri("w"), tags(&[]), ttl, now, OWNER)
+            .register_lease("owned".into(), uri("w"), tags(&[]), ttl, now, OWNER, None)
             .unwrap();
         fn owned<T>(result: Result<T, NamingError>) -> bool {
             matches!(result, Err(NamingError::Owned(name)) if name == "owned")
@@ -948,7 +1029,8 @@ mod tests {
             "owned".into(),
             uri("evil"),
             false,
-            tags(&[])
+            tags(&[]),
+            None
         )));
         assert!(owned(registry.set_metadata("owned", tags(&["x"]))));
         assert!(owned(registry.remove(&NameFilter::Name("owned".into()))));
@@ -960,7 +1042,8 @@ mod tests {
             tags(&[]),
             ttl,
             now,
-            thief
+            thief,
+            None
         )));
         assert!(owned(
             registry.remove_as(&NameFilter::Name("owned".into()), Some(thief))
@@ -970,7 +1053,7 @@ mod tests {
         assert_eq!(registry.lookup("owned", 0).unwrap().uri, uri("w"));
         // Its owner renews it; the admin removes it.
         registry
-            .register_lease("owned".into(), uri("w2"), tags(&[]), ttl, now, OWNER)
+            .register_lease("owned".into(), uri("w2"), tags(&[]), ttl, now, OWNER, None)
             .unwrap();
         assert_eq!(
             registry
@@ -983,12 +1066,12 @@ mod tests {
         );
         // Once gone, the name is free for anyone.
         registry
-            .register("owned".into(), uri("new"), false, tags(&[]))
+            .register("owned".into(), uri("new"), false, tags(&[]), None)
             .unwrap();
         // A token short enough to guess is refused.
         assert!(
             registry
-                .register_lease("short".into(), uri("s"), tags(&[]), ttl, now, "short")
+                .register_lease("short".into(), uri("s"), tags(&[]), ttl, now, "short", None)
                 .is_err()
         );
     }
@@ -998,7 +1081,7 @@ mod tests {
         let mut registry = registry();
         for n in 0..2500 {
             registry
-                .register(format!("many.{n:05}"), uri("m"), false, tags(&[]))
+                .register(format!("many.{n:05}"), uri("m"), false, tags(&[]), None)
                 .unwrap();
         }
         let filter = NameFilter::Prefix("many.".into());
@@ -1034,6 +1117,7 @@ mod tests {
                     Some(ttl),
                     at,
                     Some(OWNER),
+                    None,
                 )
                 .unwrap();
         }
@@ -1046,6 +1130,7 @@ mod tests {
                 Some(ttl),
                 now + ttl / 2,
                 Some(OWNER),
+                None,
             )
             .unwrap();
         let uris = |registry: &Registry, turn| {
@@ -1076,12 +1161,13 @@ mod tests {
                 tags(&[]),
                 None,
                 now,
-                Some(thief)
+                Some(thief),
+                None
             ),
             Err(NamingError::Owned(_))
         ));
         assert!(matches!(
-            registry.add_instance("pool".into(), uri("evil"), tags(&[]), None, now, None),
+            registry.add_instance("pool".into(), uri("evil"), tags(&[]), None, now, None, None),
             Err(NamingError::Owned(_))
         ));
         assert!(matches!(
@@ -1101,7 +1187,7 @@ mod tests {
         assert_eq!(registry.expire(now + ttl * 3), 1);
         assert!(registry.lookup("pool", 0).is_err());
         registry
-            .add_instance("pool".into(), uri("new"), tags(&[]), None, now, None)
+            .add_instance("pool".into(), uri("new"), tags(&[]), None, now, None, None)
             .unwrap();
         assert_eq!(registry.instances(), 4);
     }
@@ -1115,13 +1201,29 @@ mod tests {
         let mut registry = Registry::with_limits(uri(NAMESERVER_OBJECT_ID), limits);
         let now = Instant::now();
         registry
-            .add_instance("pool".into(), uri("a"), tags(&["eu"]), None, now, None)
+            .add_instance(
+                "pool".into(),
+                uri("a"),
+                tags(&["eu"]),
+                None,
+                now,
+                None,
+                None,
+            )
             .unwrap();
         registry
-            .add_instance("pool".into(), uri("b"), tags(&["us"]), None, now, None)
+            .add_instance(
+                "pool".into(),
+                uri("b"),
+                tags(&["us"]),
+                None,
+                now,
+                None,
+                None,
+            )
             .unwrap();
         assert_eq!(
-            registry.add_instance("pool".into(), uri("c"), tags(&[]), None, now, None),
+            registry.add_instance("pool".into(), uri("c"), tags(&[]), None, now, None, None),
             Err(NamingError::LimitReached {
                 setting: "max_instances_per_name".into(),
                 limit: 2
@@ -1135,7 +1237,7 @@ mod tests {
         }
         // Pyro's register replaces every instance.
         registry
-            .register("pool".into(), uri("only"), false, tags(&[]))
+            .register("pool".into(), uri("only"), false, tags(&[]), None)
             .unwrap();
         assert_eq!(registry.lookup_all("pool", 0).unwrap().len(), 1);
         assert_eq!(registry.instances(), 1);
@@ -1160,6 +1262,7 @@ mod tests {
                 uri: uri("live"),
                 metadata: tags(&[]),
                 expires: Some(now + Duration::from_secs(5)),
+                source: None,
             }],
             owner: Some(OWNER.into()),
         };
@@ -1173,8 +1276,73 @@ mod tests {
         assert_eq!(restored.take_changes(), vec![("dead".to_owned(), None)]);
         // The owner came back with it.
         assert!(matches!(
-            restored.register("live".into(), uri("evil"), false, tags(&[])),
+            restored.register("live".into(), uri("evil"), false, tags(&[]), None),
             Err(NamingError::Owned(_))
         ));
+    }
+
+    #[test]
+    fn each_client_address_holds_at_most_its_share_and_gets_it_back_as_its_names_go() {
+        let limits = Limits {
+            max_registrations_per_address: 2,
+            ..Limits::default()
+        };
+        let mut registry = Registry::with_limits(uri(NAMESERVER_OBJECT_ID), limits);
+        let a = Some(Source::of([192, 0, 2, 1].into()));
+        let b = Some(Source::of([192, 0, 2, 2].into()));
+        let now = Instant::now();
+        let ttl = Duration::from_secs(5);
+        registry
+            .register("a.1".into(), uri("a1"), false, tags(&[]), a)
+            .unwrap();
+        registry
+            .add_instance("a.2".into(), uri("a2"), tags(&[]), Some(ttl), now, None, a)
+            .unwrap();
+        let refused = NamingError::LimitReached {
+            setting: "max_registrations_per_address".into(),
+            limit: 2,
+        };
+        assert_eq!(
+            registry.register("a.3".into(), uri("a3"), false, tags(&[]), a),
+            Err(refused.clone())
+        );
+        assert_eq!(
+            registry.add_instance("a.1".into(), uri("a1b"), tags(&[]), None, now, None, a),
+            Err(refused.clone())
+        );
+        // At its cap, a client may still replace and renew what it holds; another address
+        // and an unknown one are not held back.
+        registry
+            .register("a.1".into(), uri("a1c"), false, tags(&[]), a)
+            .unwrap();
+        registry
+            .add_instance("a.2".into(), uri("a2"), tags(&[]), Some(ttl), now, None, a)
+            .unwrap();
+        registry
+            .register("b.1".into(), uri("b1"), false, tags(&[]), b)
+            .unwrap();
+        registry
+            .register("unix.1".into(), uri("u1"), false, tags(&[]), None)
+            .unwrap();
+        // A name taken over by another address moves to that address's count.
+        registry
+            .register("a.1".into(), uri("b2"), false, tags(&[]), b)
+            .unwrap();
+        registry
+            .register("a.3".into(), uri("a3"), false, tags(&[]), a)
+            .unwrap();
+        assert_eq!(
+            registry.register("b.3".into(), uri("b3"), false, tags(&[]), b),
+            Err(refused)
+        );
+        // Removed and expired instances give their room back.
+        registry.remove(&NameFilter::Name("a.3".into())).unwrap();
+        assert_eq!(registry.expire(now + ttl), 1);
+        registry
+            .register("a.4".into(), uri("a4"), false, tags(&[]), a)
+            .unwrap();
+        registry
+            .register("a.5".into(), uri("a5"), false, tags(&[]), a)
+            .unwrap();
     }
 }

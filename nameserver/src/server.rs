@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::deadline::Deadline;
 use crate::registry::Registry;
+use crate::source::Source;
 use crate::store::{Clocks, Store, StoreError, StoredEntry};
 
 /// The default time budget of one query: far more than listing 100,000 names by prefix takes
@@ -163,6 +164,11 @@ async fn save(store: &Arc<dyn Store>, registry: &mut Registry) -> Result<(), Sto
         .map_err(|panic| StoreError::Backend(panic.to_string().into()))?
 }
 
+/// The client address the registration being served is counted against.
+fn caller() -> Option<Source> {
+    rpc_core::caller_address().map(Source::of)
+}
+
 /// `error` and its causes, as one line.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -184,7 +190,7 @@ impl NameServer for NameServerImpl {
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
         tracing::info!(target: "nameserver", %name, %uri, "register");
-        self.change(|registry, _| registry.register(name, uri, safe, metadata))
+        self.change(|registry, _| registry.register(name, uri, safe, metadata, caller()))
             .await
     }
 
@@ -197,8 +203,10 @@ impl NameServer for NameServerImpl {
         owner: String,
     ) -> Result<(), NamingError> {
         tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register with a lease");
-        self.change(|registry, now| registry.register_lease(name, uri, metadata, ttl, now, &owner))
-            .await
+        self.change(|registry, now| {
+            registry.register_lease(name, uri, metadata, ttl, now, &owner, caller())
+        })
+        .await
     }
 
     async fn register_instance(
@@ -211,7 +219,7 @@ impl NameServer for NameServerImpl {
     ) -> Result<(), NamingError> {
         tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register an instance");
         self.change(|registry, now| {
-            registry.add_instance(name, uri, metadata, ttl, now, owner.as_deref())
+            registry.add_instance(name, uri, metadata, ttl, now, owner.as_deref(), caller())
         })
         .await
     }

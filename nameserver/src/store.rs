@@ -134,6 +134,9 @@ impl StoredEntry {
                     uri,
                     metadata: stored.metadata,
                     expires: stored.expires_unix_ms.map(|ms| clocks.to_instant(ms)),
+                    // Who registered it is not kept: after a restart no client is charged
+                    // for what it registered before.
+                    source: None,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -156,6 +159,7 @@ mod tests {
                 uri: "PYRO:w@127.0.0.1:1".parse().unwrap(),
                 metadata: ["eu".to_owned()].into(),
                 expires: Some(clocks.instant() + Duration::from_secs(30)),
+                source: None,
             }],
             owner: Some("owner-token-0123456789".into()),
         };

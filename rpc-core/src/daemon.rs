@@ -493,11 +493,19 @@ fn spawn_session(
                 // Small calls must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
                 let (read, write) = stream.into_split();
-                session::serve(read, write, Arc::from(peer.to_string()), shared).await;
+                let peer = session::Peer {
+                    label: Arc::from(peer.to_string()),
+                    ip: Some(peer.ip()),
+                };
+                session::serve(read, write, peer, shared).await;
             }
             Accepted::Unix(stream) => {
                 let (read, write) = stream.into_split();
-                session::serve(read, write, Arc::from("unix"), shared).await;
+                let peer = session::Peer {
+                    label: Arc::from("unix"),
+                    ip: None,
+                };
+                session::serve(read, write, peer, shared).await;
             }
         }
         address

@@ -54,11 +54,11 @@
 //! - [`Uri`], [`Config`], [`Error`]: addresses, settings, failures.
 
 mod blocking;
+mod call_scope;
 mod codec;
 mod config;
 mod connection;
 mod daemon;
-mod deadline;
 mod dispatch;
 mod error;
 mod naming;
@@ -73,10 +73,10 @@ pub mod __private;
 extern crate self as rpc_core;
 
 pub use blocking::PendingCall;
+pub use call_scope::{caller_address, remaining as remaining_deadline};
 pub use codec::{CodecError, Format};
 pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_NESTING_DEPTH};
 pub use daemon::{Daemon, InstanceMode};
-pub use deadline::remaining as remaining_deadline;
 pub use dispatch::{Call, Dispatch, DispatchFuture};
 pub use error::{CallError, Error};
 pub use naming::{

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use link::{Link, decode_remote_error};
 
-use crate::deadline;
+use crate::call_scope;
 use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message};
 use crate::{Config, Error, Uri};
 
@@ -117,7 +117,7 @@ impl Proxy {
             tracing::enabled!(target: "rpc_core::proxy", tracing::Level::DEBUG).then(Instant::now);
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         // Inside a method the daemon is running, the call gets no more than its caller has left.
-        let timeout = deadline::limit(self.timeout);
+        let timeout = call_scope::limit(self.timeout);
         let result = match self.invoke(request_id, method, args, timeout).await {
             Ok((link, reply)) => decode_reply(
                 &link,

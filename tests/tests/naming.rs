@@ -693,3 +693,45 @@ async fn a_leased_name_cannot_be_hijacked_by_another_client_but_the_admin_can_cl
         1
     );
 }
+
+#[tokio::test]
+async fn one_client_address_cannot_fill_the_registry() {
+    let mut options = Options::loopback(0);
+    options.limits.max_registrations_per_address = 3;
+    let ns = nameserver::start(options).await.unwrap();
+    let names = NameServerProxy::new(ns.uri().clone());
+    let (_worker, calc, _) = serve_calc().await;
+    let uri = calc.proxy().uri().clone();
+    for n in 0..3 {
+        names
+            .register(format!("flood.{n}"), uri.clone(), false, tags(&[]))
+            .await
+            .unwrap();
+    }
+    let refused = method_error(
+        names
+            .register("flood.3".into(), uri.clone(), false, tags(&[]))
+            .await,
+    );
+    assert_eq!(
+        refused,
+        NamingError::LimitReached {
+            setting: "max_registrations_per_address".into(),
+            limit: 3
+        }
+    );
+    // What the address holds it may still replace, and what it removes it gets back.
+    names
+        .register("flood.0".into(), uri.clone(), false, tags(&["again"]))
+        .await
+        .unwrap();
+    names
+        .remove(NameFilter::Prefix("flood.1".into()))
+        .await
+        .unwrap();
+    names
+        .register("flood.3".into(), uri, false, tags(&[]))
+        .await
+        .unwrap();
+    assert_eq!(names.count().await.unwrap(), 4);
+}

@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,8 +18,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 
 use super::registry::{Object, panic_message};
+use crate::call_scope::CallScope;
 use crate::codec::Format;
-use crate::deadline;
 use crate::dispatch::{Call, Dispatch};
 use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message, ProtocolError, RemoteError};
 
@@ -41,6 +42,8 @@ pub(crate) struct CallContext<'a> {
     /// `Config::max_call_duration` of the daemon.
     pub(crate) max_call_duration: Option<Duration>,
     pub(crate) peer: &'a Arc<str>,
+    /// The client's IP address; `None` over a Unix socket.
+    pub(crate) peer_ip: Option<IpAddr>,
     /// Whether the call was read after the connection had paused at its call cap.
     pub(crate) waited_for_slot: bool,
     /// A buffer for the reply frame.
@@ -98,15 +101,15 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         (Some(asked), Some(most)) => Some(asked.min(most)),
         (asked, most) => asked.or(most),
     };
-    let deadline = allowed.map(|allowed| tokio::time::Instant::from_std(started) + allowed);
+    let scope = CallScope {
+        deadline: allowed.map(|allowed| tokio::time::Instant::from_std(started) + allowed),
+        caller: context.peer_ip,
+    };
     // The first poll, here and now. Its waker does nothing: a call that must wait is polled
     // again at once by its task, with that task's waker.
     let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut cx = Context::from_waker(Waker::noop());
-        match deadline {
-            Some(at) => deadline::poll_within(at, &mut future, &mut cx),
-            None => future.as_mut().poll(&mut cx),
-        }
+        scope.poll(&mut future, &mut cx)
     }));
     Ok(match first {
         Ok(Poll::Ready(outcome)) => Started::Done(ending.finish(outcome)),
@@ -122,10 +125,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
             ending.method = Method::Owned(ending.method().into());
             async move {
                 let guarded = AssertUnwindSafe(future).catch_unwind();
-                let finished = match deadline {
-                    Some(at) => deadline::run_within(at, guarded).await,
-                    None => Some(guarded.await),
-                };
+                let finished = scope.run(guarded).await;
                 let outcome = match finished {
                     None => Err(RemoteError::DeadlineExceeded {
                         method: ending.method(),

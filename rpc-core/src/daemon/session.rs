@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -84,7 +85,7 @@ async fn next_read<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>, at_cap: bo
 const READ_AHEAD_AT_CAP: usize = 16 * 1024;
 
 /// Serves one connection until the peer closes it or the daemon shuts down.
-pub(crate) async fn serve<R, W>(read: R, write: W, peer: Arc<str>, shared: Arc<Shared>)
+pub(crate) async fn serve<R, W>(read: R, write: W, peer: Peer, shared: Arc<Shared>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -95,7 +96,8 @@ where
         .with_budget(shared.buffer_budget.clone());
     let mut session = Session {
         shared: shared.clone(),
-        peer,
+        peer: peer.label,
+        peer_ip: peer.ip,
         writer: write,
         outgoing: Outgoing::default(),
         format: Format::Bincode,
@@ -111,9 +113,18 @@ where
     }
 }
 
+/// Who is at the other end of a connection.
+pub(crate) struct Peer {
+    /// For the logs: its socket address, or `unix`.
+    pub(crate) label: Arc<str>,
+    /// Its IP address; `None` over a Unix socket.
+    pub(crate) ip: Option<IpAddr>,
+}
+
 struct Session<W> {
     shared: Arc<Shared>,
     peer: Arc<str>,
+    peer_ip: Option<IpAddr>,
     writer: W,
     outgoing: Outgoing,
     format: Format,
@@ -417,6 +428,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             max_nesting_depth: self.shared.config.max_nesting_depth,
             max_call_duration: self.shared.config.max_call_duration,
             peer: &self.peer,
+            peer_ip: self.peer_ip,
             waited_for_slot: self.resumed_from_cap,
             reply_buffer: self.outgoing.take_spare(),
         };
