@@ -42,6 +42,7 @@ mod filter;
 mod limits;
 mod redb_store;
 mod registry;
+mod release;
 mod server;
 mod source;
 mod store;

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::deadline::Deadline;
 use crate::registry::Registry;
+use crate::release::Shrinkage;
 use crate::source::Source;
 use crate::store::{Clocks, Store, StoreError, StoredEntry};
 
@@ -40,6 +41,7 @@ pub struct NameServerImpl {
     turn: AtomicUsize,
     queries: Semaphore,
     query_budget: Duration,
+    shrinkage: Shrinkage,
 }
 
 impl NameServerImpl {
@@ -57,6 +59,7 @@ impl NameServerImpl {
             turn: AtomicUsize::new(0),
             queries: Semaphore::new(QUERIES_AT_ONCE),
             query_budget: budget,
+            shrinkage: Shrinkage::default(),
         }
     }
 
@@ -124,7 +127,18 @@ impl NameServerImpl {
                 .map_err(|error| NamingError::StoreFailed(error_chain(&error)))?,
             None => drop(next.take_changes()),
         }
-        *self.registry.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        let instances = next.instances();
+        let replaced = std::mem::replace(
+            &mut *self.registry.lock().unwrap_or_else(PoisonError::into_inner),
+            next,
+        );
+        // Freed outside the lock, before memory is given back.
+        drop(replaced);
+        // The answer waits for it, so that the client that removed a flood sees its memory
+        // given back.
+        if let Some(releasing) = self.shrinkage.note(instances) {
+            let _ = releasing.await;
+        }
         Ok(outcome)
     }
 
@@ -135,6 +149,7 @@ impl NameServerImpl {
         let expired = registry.expire(Instant::now());
         if expired > 0 {
             tracing::info!(target: "nameserver", expired, "leases ran out");
+            drop(self.shrinkage.note(registry.instances()));
         }
         registry
     }

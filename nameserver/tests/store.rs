@@ -2,42 +2,22 @@
 //! from their stored expiry, and owners stay owners.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use rpc_core::{CallError, Config, NameServerConfig, NameServerProxy, NamingError, locate_ns};
+use rpc_core::{CallError, NamingError};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_nameserver");
+mod support;
+
+use support::client;
+
 const REGISTRATIONS: usize = 1000;
 const OWNER: &str = "owner-token-0123456789abcdef";
 
 /// A nameserver process on a free loopback port keeping its registry in `store`.
 fn serve(store: &Path) -> (Child, u16) {
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--store"])
-        .arg(store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the nameserver");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit_once(':')
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or_else(|| panic!("no port in `{line}`"));
-    (child, port)
-}
-
-async fn client(port: u16) -> NameServerProxy {
-    let mut config = Config::default();
-    config.nameserver = NameServerConfig::at("127.0.0.1", port);
-    locate_ns(&config).await.unwrap()
+    support::serve(&["--store".as_ref(), store.as_os_str()])
 }
 
 fn uri(n: usize) -> rpc_core::Uri {
@@ -139,7 +119,7 @@ fn a_store_another_nameserver_holds_open_is_refused_with_a_reason() {
     std::fs::create_dir_all(&dir).unwrap();
     let store = dir.join("registry.redb");
     let (mut holder, _) = serve(&store);
-    let output = Command::new(BINARY)
+    let output = Command::new(support::BINARY)
         .args(["serve", "--host", "127.0.0.1", "--port", "0", "--store"])
         .arg(&store)
         .output()

@@ -1,0 +1,38 @@
+//! Helpers shared by the tests that run the `nameserver` binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use rpc_core::{Config, NameServerConfig, NameServerProxy, locate_ns};
+
+/// The nameserver binary under test.
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_nameserver");
+
+/// A nameserver process on a free loopback port, started with `serve` and `args`, and that
+/// port (the one its first line of output names).
+pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> (Child, u16) {
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the nameserver");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in `{line}`"));
+    (child, port)
+}
+
+/// A proxy for the nameserver on `port`.
+pub(crate) async fn client(port: u16) -> NameServerProxy {
+    let mut config = Config::default();
+    config.nameserver = NameServerConfig::at("127.0.0.1", port);
+    locate_ns(&config).await.unwrap()
+}
