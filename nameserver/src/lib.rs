@@ -142,6 +142,8 @@ pub struct RunningNameServer {
     daemon: Daemon,
     uri: Uri,
     discovery: Option<DiscoveryResponder>,
+    /// Set at shutdown: the queries still scanning give up.
+    query_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts a nameserver as `options` say.
@@ -164,6 +166,7 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
         Some(store) => NameServerImpl::with_store(registry, options.query_budget, store).await?,
         None => NameServerImpl::with_registry(registry, options.query_budget),
     };
+    let query_stop = server.query_stop();
     daemon.register_as(NAMESERVER_OBJECT_ID, NameServerSkeleton::new(server))?;
     let bound = daemon
         .local_addr()
@@ -190,6 +193,7 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
         daemon,
         uri,
         discovery,
+        query_stop,
     })
 }
 
@@ -215,9 +219,12 @@ impl RunningNameServer {
         self.shutdown().await;
     }
 
-    /// Stops discovery, then the daemon, gracefully.
+    /// Stops discovery, then the daemon, gracefully: calls in flight may finish, but queries
+    /// still scanning the registry give up at once.
     pub async fn shutdown(self) {
         drop(self.discovery);
+        self.query_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.daemon.shutdown().await;
     }
 }

@@ -909,17 +909,29 @@ mod tests {
         let registry = registry();
         let spent = Deadline::after(Duration::ZERO);
         assert!(matches!(
-            registry.list(&NameFilter::Prefix(String::new()), spent),
+            registry.list(&NameFilter::Prefix(String::new()), spent.clone()),
             Err(NamingError::QueryTooSlow { .. })
         ));
         assert!(matches!(
-            registry.yplookup(&MetadataQuery::All(tags(&[])), spent, 0),
+            registry.yplookup(&MetadataQuery::All(tags(&[])), spent.clone(), 0),
             Err(NamingError::QueryTooSlow { .. })
         ));
         assert!(matches!(
             registry.names_to_remove(&NameFilter::Regex("app".into()), None, spent),
             Err(NamingError::QueryTooSlow { .. })
         ));
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stoppable = Deadline::never().or_when(&stopping);
+        assert!(
+            registry
+                .list(&NameFilter::Prefix(String::new()), stoppable.clone())
+                .is_ok()
+        );
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            registry.list(&NameFilter::Prefix(String::new()), stoppable),
+            Err(NamingError::Stopping)
+        );
         let long = "a".repeat(MAX_PATTERN_LEN + 1);
         assert!(matches!(
             registry.list(&NameFilter::Regex(long), Deadline::never()),

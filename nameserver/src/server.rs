@@ -2,7 +2,7 @@
 //! [`Store`] if it has one).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,8 @@ pub struct NameServerImpl {
     queries: Semaphore,
     query_budget: Duration,
     shrinkage: Shrinkage,
+    /// Set when the nameserver stops: queries still scanning give up.
+    stopping: Arc<AtomicBool>,
 }
 
 impl NameServerImpl {
@@ -60,6 +62,7 @@ impl NameServerImpl {
             queries: Semaphore::new(QUERIES_AT_ONCE),
             query_budget: budget,
             shrinkage: Shrinkage::default(),
+            stopping: Arc::default(),
         }
     }
 
@@ -96,6 +99,12 @@ impl NameServerImpl {
         Ok(server)
     }
 
+    /// A flag that, once set, makes the queries still scanning give up with
+    /// [`NamingError::Stopping`], so that a graceful shutdown does not wait for them.
+    pub fn query_stop(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
+    }
+
     /// Runs `query` on a snapshot of the registry, on a blocking thread, within the budget
     /// (counted from when its turn comes).
     async fn query<T: Send + 'static>(
@@ -105,7 +114,7 @@ impl NameServerImpl {
         // The semaphore is never closed.
         let _turn = self.queries.acquire().await;
         let snapshot = self.registry().clone();
-        let deadline = Deadline::after(self.query_budget);
+        let deadline = Deadline::after(self.query_budget).or_when(&self.stopping);
         let budget = self.query_budget;
         tokio::task::spawn_blocking(move || query(&snapshot, deadline))
             .await

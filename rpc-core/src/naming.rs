@@ -164,6 +164,9 @@ pub enum NamingError {
         /// The nameserver's time budget for one query.
         budget: std::time::Duration,
     },
+    /// The nameserver is stopping, and gave up the query.
+    #[error("the nameserver is stopping; the query was given up")]
+    Stopping,
 }
 
 /// The nameserver service (Pyro's API): names to URIs, with metadata.

@@ -682,6 +682,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         options.store = store;
         // Room for the fresh registrations beside the registry.
         options.limits.max_registrations = 2 * n;
+        options.limits.max_registrations_per_address = 2 * n;
         let ns = nameserver::start(options).await.unwrap();
         let mut config = Config::default();
         config.nameserver =
@@ -742,6 +743,39 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     }
     let per_registration_kib = (resident_kib() - before) / n as f64;
     let many = lookups(memory.clone(), n).await;
+    // Beside a client that keeps running a hostile pattern, each until the query budget stops
+    // it, from its own connection, over names that make the pattern slow.
+    let long = "a".repeat(200);
+    let slow_names = (0..n / 5).map(|i| {
+        memory.register(
+            format!("{long}.{i}"),
+            uri(i).parse().unwrap(),
+            false,
+            Default::default(),
+        )
+    });
+    for registered in futures_util::future::join_all(slow_names).await {
+        registered.unwrap();
+    }
+    let attacker = rpc_core::NameServerProxy::new(memory_ns.uri().clone());
+    let hostile = tokio::spawn(async move {
+        loop {
+            let listed = attacker
+                .list(rpc_core::NameFilter::Regex("(?:a|aa){1,100}b".into()))
+                .await;
+            assert!(
+                matches!(
+                    listed,
+                    Err(rpc_core::CallError::Method(
+                        rpc_core::NamingError::QueryTooSlow { .. }
+                    ))
+                ),
+                "the hostile pattern is stopped by the query budget: {listed:?}"
+            );
+        }
+    });
+    let beside_hostile = lookups(memory.clone(), n).await;
+    hostile.abort();
     memory_ns.shutdown().await;
 
     let (stored_ns, stored) = start(Some(Arc::new(store))).await;
@@ -754,6 +788,11 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         &format!("lookup among {n} names (vs among 1)"),
         many,
         one,
+    ));
+    rows.push(Row::latency(
+        &format!("lookup among {n} names beside a hostile regex (vs without)"),
+        beside_hostile,
+        many,
     ));
     rows.push(Row::latency(
         &format!("lookup among {n} names, --store (vs in memory)"),

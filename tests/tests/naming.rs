@@ -492,6 +492,7 @@ async fn a_name_is_found_on_whichever_discovered_nameserver_has_it() {
 async fn a_hostile_pattern_fails_within_its_budget_and_lookups_go_on() {
     let mut options = Options::loopback(0);
     options.query_budget = std::time::Duration::from_millis(300);
+    options.limits.max_registrations_per_address = 100_000;
     let ns = nameserver::start(options).await.unwrap();
     let names = NameServerProxy::new(ns.uri().clone());
     let (_daemon, calc, _) = serve_calc().await;

@@ -49,6 +49,10 @@ enum Command {
         /// Without it the registry lives in memory only.
         #[arg(long, value_name = "PATH")]
         store: Option<PathBuf>,
+        /// How long one query (`list`, `list --regex`, `yplookup`, `remove` by pattern) may
+        /// scan the registry before it fails as too slow.
+        #[arg(long, value_name = "SECONDS", default_value_t = nameserver::DEFAULT_QUERY_BUDGET.as_secs_f64())]
+        query_budget: f64,
     },
     /// List registered names, optionally those starting with PREFIX.
     List {
@@ -199,8 +203,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             advertise,
             admin_token_file,
             store,
+            query_budget,
         } => {
             let mut options = Options::default();
+            options.query_budget = std::time::Duration::try_from_secs_f64(query_budget)
+                .map_err(|_| anyhow::anyhow!("--query-budget takes a number of seconds"))?;
             if let Some(path) = store {
                 let opened = nameserver::RedbStore::open(&path).map_err(|error| {
                     anyhow::Error::new(error).context(format!("cannot open {}", path.display()))
