@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rpc_core::{CallError, NamingError};
@@ -16,7 +16,7 @@ const REGISTRATIONS: usize = 1000;
 const OWNER: &str = "owner-token-0123456789abcdef";
 
 /// A nameserver process on a free loopback port keeping its registry in `store`.
-fn serve(store: &Path) -> (Child, u16) {
+fn serve(store: &Path) -> (support::Served, u16) {
     support::serve(&["--store".as_ref(), store.as_os_str()])
 }
 

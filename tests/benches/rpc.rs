@@ -683,11 +683,9 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         // Room for the fresh registrations beside the registry.
         options.limits.max_registrations = 2 * n;
         options.limits.max_registrations_per_address = 2 * n;
-        let ns = nameserver::start(options).await.unwrap();
-        let mut config = Config::default();
-        config.nameserver =
-            NameServerConfig::at("127.0.0.1", ns.daemon().local_addr().unwrap().port());
-        let names = rpc_core::locate_ns(&config).await.unwrap();
+        let ns = NameServerThread::start(options);
+        let names = rpc_core::NameServerProxy::new(ns.uri.clone());
+        names.ping().await.unwrap();
         (ns, names)
     };
     let lookups = |names: rpc_core::NameServerProxy, count: usize| async move {
@@ -697,6 +695,22 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
             latencies.push(timed(async { names.lookup(name).await.map(drop).unwrap() }).await);
         }
         median(latencies)
+    };
+    // Lookups per second, 16 in flight on one connection.
+    let lookup_rate = |names: rpc_core::NameServerProxy, count: usize| async move {
+        let per_caller = scale.lookups * 10 / 16;
+        let started = std::time::Instant::now();
+        let callers = (0..16).map(|caller| {
+            let names = names.clone();
+            async move {
+                for i in 0..per_caller {
+                    let name = format!("name.{:06}", ((caller * per_caller + i) * 7919) % count);
+                    names.lookup(name).await.unwrap();
+                }
+            }
+        });
+        futures_util::future::join_all(callers).await;
+        (16 * per_caller) as f64 / started.elapsed().as_secs_f64()
     };
     let registrations = |names: rpc_core::NameServerProxy| async move {
         let mut latencies = Vec::with_capacity(scale.lookups);
@@ -729,6 +743,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         .await
         .unwrap();
     let one = lookups(memory.clone(), 1).await;
+    let one_rate = lookup_rate(memory.clone(), 1).await;
     let in_memory_registration = registrations(memory.clone()).await;
     for i in 1..n {
         memory
@@ -743,6 +758,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     }
     let per_registration_kib = (resident_kib() - before) / n as f64;
     let many = lookups(memory.clone(), n).await;
+    let many_rate = lookup_rate(memory.clone(), n).await;
     // Beside a client that keeps running a hostile pattern, each until the query budget stops
     // it, from its own connection, over names that make the pattern slow.
     let long = "a".repeat(200);
@@ -757,7 +773,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     for registered in futures_util::future::join_all(slow_names).await {
         registered.unwrap();
     }
-    let attacker = rpc_core::NameServerProxy::new(memory_ns.uri().clone());
+    let attacker = rpc_core::NameServerProxy::new(memory_ns.uri.clone());
     let hostile = tokio::spawn(async move {
         loop {
             let listed = attacker
@@ -776,12 +792,27 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     });
     let beside_hostile = lookups(memory.clone(), n).await;
     hostile.abort();
-    memory_ns.shutdown().await;
+    // The scan keeps a core busy, and on this machine a lookup is faster when no core sleeps
+    // (waking an idle one costs tens of µs): compare with a thread that only spins.
+    let spinning = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let spinner = std::thread::spawn({
+        let spinning = spinning.clone();
+        move || {
+            while spinning.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let beside_spinner = lookups(memory.clone(), n).await;
+    spinning.store(false, std::sync::atomic::Ordering::Relaxed);
+    spinner.join().unwrap();
+    memory_ns.stop();
 
     let (stored_ns, stored) = start(Some(Arc::new(store))).await;
     let from_store = lookups(stored.clone(), n).await;
+    let from_store_rate = lookup_rate(stored.clone(), n).await;
     let durable_registration = registrations(stored).await;
-    stored_ns.shutdown().await;
+    stored_ns.stop();
     let _ = std::fs::remove_dir_all(&dir);
 
     rows.push(Row::latency(
@@ -789,10 +820,20 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         many,
         one,
     ));
+    rows.push(Row::rate(
+        &format!("lookups/s among {n} names, 16 in flight (vs among 1)"),
+        many_rate,
+        one_rate,
+    ));
+    rows.push(Row::rate(
+        &format!("lookups/s among {n} names, 16 in flight, --store (vs in memory)"),
+        from_store_rate,
+        many_rate,
+    ));
     rows.push(Row::latency(
-        &format!("lookup among {n} names beside a hostile regex (vs without)"),
+        &format!("lookup among {n} names beside a hostile regex (vs beside a spinning thread)"),
         beside_hostile,
-        many,
+        beside_spinner,
     ));
     rows.push(Row::latency(
         &format!("lookup among {n} names, --store (vs in memory)"),
@@ -814,6 +855,39 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         unit: "KiB",
         note: "no baseline; RSS growth of this process",
     });
+}
+
+/// A nameserver on a one-thread runtime of its own, as a separate process would have it,
+/// so that its latency is not that of threads handing work to each other.
+struct NameServerThread {
+    uri: rpc_core::Uri,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl NameServerThread {
+    fn start(options: nameserver::Options) -> NameServerThread {
+        let (started, uri) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let ns = nameserver::start(options).await.unwrap();
+                started.send(ns.uri().clone()).unwrap();
+                ns.run_until(stopped).await;
+            });
+        });
+        let uri = uri.recv().unwrap();
+        NameServerThread { uri, stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap();
+    }
 }
 
 /// Resident memory of this process, in KiB.

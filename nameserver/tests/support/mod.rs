@@ -1,6 +1,7 @@
 //! Helpers shared by the tests that run the `nameserver` binary.
 
 use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
 
 use rpc_core::{Config, NameServerConfig, NameServerProxy, locate_ns};
@@ -8,9 +9,34 @@ use rpc_core::{Config, NameServerConfig, NameServerProxy, locate_ns};
 /// The nameserver binary under test.
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_nameserver");
 
+/// A nameserver process, killed when dropped, so that a failing test leaves none behind.
+#[derive(Debug)]
+pub(crate) struct Served(Child);
+
+impl Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // It may have exited already; then there is nothing to do.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A nameserver process on a free loopback port, started with `serve` and `args`, and that
 /// port (the one its first line of output names).
-pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> (Child, u16) {
+pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> (Served, u16) {
     let mut child = Command::new(BINARY)
         .args(["serve", "--host", "127.0.0.1", "--port", "0"])
         .args(args)
@@ -27,7 +53,7 @@ pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> (Child, u16) {
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
         .unwrap_or_else(|| panic!("no port in `{line}`"));
-    (child, port)
+    (Served(child), port)
 }
 
 /// A proxy for the nameserver on `port`.
