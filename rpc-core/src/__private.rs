@@ -1,6 +1,7 @@
 //! Items that `#[service]` output names. Not part of the public API; may change at any time.
 
 pub use serde;
+pub use serde_bytes;
 
 pub use crate::blocking::{block_on, start};
 

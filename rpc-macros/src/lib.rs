@@ -4,6 +4,7 @@
 //! The pipeline copies thiserror's: `validate` collects every mistake, `parse` turns the
 //! trait into a `model`, `names` builds the generated identifiers, and `expand` writes the code.
 
+mod bytes;
 mod expand;
 mod model;
 mod names;

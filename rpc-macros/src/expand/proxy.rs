@@ -3,6 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use crate::bytes;
 use crate::model::{Method, Output, Service};
 use crate::names;
 
@@ -41,11 +42,39 @@ pub(super) fn expand(service: &Service) -> TokenStream {
         let arg_idents: Vec<_> = args.iter().map(|arg| &arg.ident).collect();
         let arg_types = args.iter().map(|arg| &arg.ty);
         let returns = return_type(method);
-        let args_tuple = quote!(&(#(#arg_idents,)*));
+        let to_wire = args.iter().map(|arg| {
+            let ident = &arg.ident;
+            bytes::to_wire(quote!(#ident), &arg.ty)
+        });
+        let args_tuple = quote!(&(#(#to_wire,)*));
         let body = match output {
             _ if *oneway => quote!(self.proxy.call_oneway(#wire_name, #args_tuple).await),
             Output::Unit => quote!(self.proxy.call::<_, ()>(#wire_name, #args_tuple).await),
+            Output::Value(ty) if bytes::carries_bytes(ty) => {
+                let wire = bytes::wire_type(ty);
+                let from_wire = bytes::from_wire(quote!(value), ty);
+                quote! {
+                    ::core::result::Result::map(
+                        self.proxy.call::<_, #wire>(#wire_name, #args_tuple).await,
+                        |value| #from_wire,
+                    )
+                }
+            }
             Output::Value(ty) => quote!(self.proxy.call::<_, #ty>(#wire_name, #args_tuple).await),
+            Output::Result { ok, err, .. } if bytes::carries_bytes(ok) => {
+                let wire = bytes::wire_type(ok);
+                let from_wire = bytes::from_wire(quote!(value), ok);
+                quote! {
+                    ::core::result::Result::map(
+                        ::rpc_core::__private::method_result(
+                            self.proxy
+                                .call::<_, ::core::result::Result<#wire, #err>>(#wire_name, #args_tuple)
+                                .await
+                        ),
+                        |value| #from_wire,
+                    )
+                }
+            }
             Output::Result { whole, .. } => quote! {
                 ::rpc_core::__private::method_result(
                     self.proxy.call::<_, #whole>(#wire_name, #args_tuple).await

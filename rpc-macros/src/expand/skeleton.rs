@@ -3,7 +3,8 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::model::Service;
+use crate::bytes;
+use crate::model::{Output, Service};
 use crate::names;
 
 pub(super) fn expand(service: &Service) -> TokenStream {
@@ -21,13 +22,25 @@ pub(super) fn expand(service: &Service) -> TokenStream {
         let method_ident = &method.ident;
         let wire_name = &method.wire_name;
         let arg_idents: Vec<_> = method.args.iter().map(|arg| &arg.ident).collect();
-        let arg_types = method.args.iter().map(|arg| &arg.ty);
+        let wire_types = method.args.iter().map(|arg| bytes::wire_type(&arg.ty));
+        let from_wire = method.args.iter().map(|arg| {
+            let ident = &arg.ident;
+            bytes::from_wire(quote!(#ident), &arg.ty)
+        });
+        let output = quote!(<T as #ident>::#method_ident(&self.inner, #(#arg_idents),*).await);
+        let output = match &method.output {
+            Output::Value(ty) => bytes::to_wire(output, ty),
+            Output::Result { ok, .. } if bytes::carries_bytes(ok) => {
+                let ok_to_wire = bytes::to_wire(quote!(ok), ok);
+                quote!(::core::result::Result::map(#output, |ok| #ok_to_wire))
+            }
+            Output::Unit | Output::Result { .. } => output,
+        };
         quote! {
             #wire_name => {
-                let (#(#arg_idents,)*): (#(#arg_types,)*) = call.decode_args(#wire_name)?;
-                ::core::result::Result::Ok(call.respond(#wire_name, async move {
-                    <T as #ident>::#method_ident(&self.inner, #(#arg_idents),*).await
-                }))
+                let (#(#arg_idents,)*): (#(#wire_types,)*) = call.decode_args(#wire_name)?;
+                #(let #arg_idents = #from_wire;)*
+                ::core::result::Result::Ok(call.respond(#wire_name, async move { #output }))
             }
         }
     });
