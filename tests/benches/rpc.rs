@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rpc_core::{Config, Daemon, InstanceMode, NameServerConfig, Proxy, service};
 use serde_bytes::ByteBuf;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -95,7 +95,8 @@ fn main() {
         workload: value_of(&args, "--only"),
         side: value_of(&args, "--side"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The clients' runtime: one thread, as a client process of its own would have.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
@@ -144,16 +145,22 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     // Room for the idle-connection workload; the default cap is 1,024.
     config.max_connections = 20_000;
     config.max_connections_per_address = 20_000;
-    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
-    let single = daemon
-        .register_as("single", BenchSkeleton::new(Impl))
-        .unwrap();
-    let percall = daemon
-        .register_factory("percall", InstanceMode::PerCall, || {
-            BenchSkeleton::new(Impl)
-        })
-        .unwrap();
-    let raw = spawn_raw_server().await;
+    // The daemon and the raw server on a one-thread runtime of their own, the clients on
+    // this one: what a server and a client in two processes get.
+    let (server, (single, percall, raw, daemon_address)) = ServerThread::start(move || async move {
+        let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+        let single = daemon
+            .register_as("single", BenchSkeleton::new(Impl))
+            .unwrap();
+        let percall = daemon
+            .register_factory("percall", InstanceMode::PerCall, || {
+                BenchSkeleton::new(Impl)
+            })
+            .unwrap();
+        let raw = spawn_raw_server().await;
+        let address = daemon.local_addr().unwrap();
+        ((single, percall, raw, address), daemon)
+    });
     let mut rows = Vec::new();
 
     let proxy = BenchProxy::new(single.clone());
@@ -327,7 +334,7 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     // 6. Memory per idle connection.
     if select.wants("idle") {
         let ours = idle_memory(
-            daemon.local_addr().unwrap(),
+            daemon_address,
             Some("single"),
             scale.idle_connections,
         );
@@ -362,7 +369,7 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
         });
     }
 
-    daemon.shutdown().await;
+    server.stop();
     rows
 }
 
@@ -541,39 +548,56 @@ async fn echo_vec(proxy: &BenchProxy, size: usize, calls: usize) -> f64 {
 // ---- The raw tokio baseline: 4-byte big-endian length, then the body. ----
 
 /// A server that answers each frame with a frame: an `ADD_REPLY_LEN`-byte reply to a small
-/// request, and the request's own body (an echo) to anything larger.
+/// request, and the request's own body (an echo) to anything larger. It reads what the socket
+/// has, answers every whole frame in it, and writes all those replies in one write.
 async fn spawn_raw_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             stream.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut read = AsyncBufReader::new(read);
-                let mut body = Vec::new();
-                let reply = [0u8; ADD_REPLY_LEN];
-                while let Ok(len) = read.read_u32().await {
-                    body.resize(len as usize, 0);
-                    if read.read_exact(&mut body).await.is_err() {
-                        break;
-                    }
-                    let out: &[u8] = if body.len() == ADD_REQUEST_LEN {
-                        &reply
-                    } else {
-                        &body
-                    };
-                    let mut frame = Vec::with_capacity(4 + out.len());
-                    frame.extend_from_slice(&(out.len() as u32).to_be_bytes());
-                    frame.extend_from_slice(out);
-                    if write.write_all(&frame).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            tokio::spawn(serve_raw(stream));
         }
     });
     address
+}
+
+async fn serve_raw(mut stream: TcpStream) {
+    let reply = [0u8; ADD_REPLY_LEN];
+    let mut input = Vec::with_capacity(64 * 1024);
+    let mut output = Vec::with_capacity(64 * 1024);
+    loop {
+        input.reserve(64 * 1024);
+        match stream.read_buf(&mut input).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut at = 0;
+        while let Some(frame) = whole_frame(&input[at..]) {
+            let body = &frame[4..];
+            let out: &[u8] = if body.len() == ADD_REQUEST_LEN {
+                &reply
+            } else {
+                body
+            };
+            output.extend_from_slice(&(out.len() as u32).to_be_bytes());
+            output.extend_from_slice(out);
+            at += frame.len();
+        }
+        input.drain(..at);
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+    }
+}
+
+/// The first whole frame (length prefix included) at the start of `buffer`, if it holds one.
+fn whole_frame(buffer: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_be_bytes(buffer.get(..4)?.try_into().ok()?) as usize;
+    buffer.get(..4 + len)
 }
 
 struct RawClient {
@@ -626,30 +650,54 @@ async fn raw_echo(address: SocketAddr, size: usize, calls: usize) -> f64 {
     calls as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `calls` small calls with up to `depth` in flight, its writer and reader apart: the writer
+/// sends every frame the window allows in one write, the reader takes every reply the socket
+/// has in one read.
 async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize) -> f64 {
     let stream = TcpStream::connect(address).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let (read, mut write) = stream.into_split();
+    let (mut read, mut write) = stream.into_split();
     let window = Arc::new(Semaphore::new(depth));
     let started = Instant::now();
     let reader = {
         let window = window.clone();
         tokio::spawn(async move {
-            let mut read = AsyncBufReader::new(read);
-            let mut reply = [0u8; ADD_REPLY_LEN];
-            for _ in 0..calls {
-                let len = read.read_u32().await.unwrap() as usize;
-                read.read_exact(&mut reply[..len]).await.unwrap();
-                window.add_permits(1);
+            let mut input = Vec::with_capacity(64 * 1024);
+            let mut replies = 0;
+            while replies < calls {
+                input.reserve(64 * 1024);
+                assert!(read.read_buf(&mut input).await.unwrap() > 0);
+                let (mut at, mut now) = (0, 0);
+                while let Some(frame) = whole_frame(&input[at..]) {
+                    at += frame.len();
+                    now += 1;
+                }
+                input.drain(..at);
+                replies += now;
+                window.add_permits(now);
             }
         })
     };
-    let mut request = Vec::new();
-    request.extend_from_slice(&(ADD_REQUEST_LEN as u32).to_be_bytes());
-    request.resize(4 + ADD_REQUEST_LEN, 7);
-    for _ in 0..calls {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&(ADD_REQUEST_LEN as u32).to_be_bytes());
+    frame.resize(4 + ADD_REQUEST_LEN, 7);
+    let mut batch = Vec::with_capacity(depth * frame.len());
+    let mut sent = 0;
+    while sent < calls {
         window.acquire().await.unwrap().forget();
-        write.write_all(&request).await.unwrap();
+        let mut ready = 1;
+        while sent + ready < calls && window.try_acquire().is_ok_and(|permit| {
+            permit.forget();
+            true
+        }) {
+            ready += 1;
+        }
+        batch.clear();
+        for _ in 0..ready {
+            batch.extend_from_slice(&frame);
+        }
+        write.write_all(&batch).await.unwrap();
+        sent += ready;
     }
     reader.await.unwrap();
     calls as f64 / started.elapsed().as_secs_f64()
@@ -715,10 +763,13 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
         // Room for the fresh registrations beside the registry.
         options.limits.max_registrations = 2 * n;
         options.limits.max_registrations_per_address = 2 * n;
-        let ns = NameServerThread::start(options);
-        let names = rpc_core::NameServerProxy::new(ns.uri.clone());
+        let (ns, uri) = ServerThread::start(move || async move {
+            let ns = nameserver::start(options).await.unwrap();
+            (ns.uri().clone(), ns)
+        });
+        let names = rpc_core::NameServerProxy::new(uri.clone());
         names.ping().await.unwrap();
-        (ns, names)
+        (ns, uri, names)
     };
     let lookups = |names: rpc_core::NameServerProxy, count: usize| async move {
         let mut latencies = Vec::with_capacity(scale.lookups * 10);
@@ -764,7 +815,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
 
     // In memory: one name, then all of them registered over the wire.
     let before = resident_kib();
-    let (memory_ns, memory) = start(None).await;
+    let (memory_ns, memory_uri, memory) = start(None).await;
     memory
         .register(
             "name.000000".into(),
@@ -805,7 +856,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     for registered in futures_util::future::join_all(slow_names).await {
         registered.unwrap();
     }
-    let attacker = rpc_core::NameServerProxy::new(memory_ns.uri.clone());
+    let attacker = rpc_core::NameServerProxy::new(memory_uri);
     let hostile = tokio::spawn(async move {
         loop {
             let listed = attacker
@@ -840,7 +891,7 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     spinner.join().unwrap();
     memory_ns.stop();
 
-    let (stored_ns, stored) = start(Some(Arc::new(store))).await;
+    let (stored_ns, _, stored) = start(Some(Arc::new(store))).await;
     let from_store = lookups(stored.clone(), n).await;
     let from_store_rate = lookup_rate(stored.clone(), n).await;
     let durable_registration = registrations(stored).await;
@@ -889,17 +940,24 @@ async fn registry_rows(scale: &Scale, rows: &mut Vec<Row>) {
     });
 }
 
-/// A nameserver on a one-thread runtime of its own, as a separate process would have it,
-/// so that its latency is not that of threads handing work to each other.
-struct NameServerThread {
-    uri: rpc_core::Uri,
+/// Servers on a one-thread runtime of their own, as a separate process would have them, so
+/// that the client's runtime and theirs do not share threads.
+struct ServerThread {
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl NameServerThread {
-    fn start(options: nameserver::Options) -> NameServerThread {
-        let (started, uri) = std::sync::mpsc::channel();
+impl ServerThread {
+    /// Runs `setup` on a new thread's runtime; what it keeps (its second half) serves there
+    /// until [`stop`](Self::stop), and what it tells (its first half) is returned.
+    fn start<F, Fut, T, K>(setup: F) -> (ServerThread, T)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (T, K)>,
+        T: Send + 'static,
+        K: 'static,
+    {
+        let (told, tell) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -907,13 +965,13 @@ impl NameServerThread {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let ns = nameserver::start(options).await.unwrap();
-                started.send(ns.uri().clone()).unwrap();
-                ns.run_until(stopped).await;
+                let (value, kept) = setup().await;
+                told.send(value).unwrap();
+                let _ = stopped.await;
+                drop(kept);
             });
         });
-        let uri = uri.recv().unwrap();
-        NameServerThread { uri, stop, thread }
+        (ServerThread { stop, thread }, tell.recv().unwrap())
     }
 
     fn stop(self) {
