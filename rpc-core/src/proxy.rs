@@ -216,7 +216,7 @@ impl Proxy {
     ) -> Result<Message, Error> {
         // The link's watchdog fails the call with `Error::Timeout` at its deadline, and tells
         // the daemon to stop working on it: no timer per call.
-        link.pending.insert(request_id, timeout, cancellable)?;
+        let others_in_flight = link.pending.insert(request_id, timeout, cancellable)?;
         // From here on, a caller that stops waiting (the future dropped) must withdraw the
         // call, and tell the daemon to stop working on it.
         let guard = Withdraw {
@@ -224,7 +224,13 @@ impl Proxy {
             request_id,
             cancellable,
         };
-        link.writer.send(frame)?;
+        // A lone call is written at once; one among others joins the frames of the callers
+        // that run in the same pass, to leave in one write.
+        if others_in_flight == 0 {
+            link.writer.send(frame)?;
+        } else {
+            link.writer.send_joined(frame)?;
+        }
         let reply = link.receive(request_id).await;
         std::mem::forget(guard);
         reply

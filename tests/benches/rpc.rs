@@ -147,20 +147,21 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     config.max_connections_per_address = 20_000;
     // The daemon and the raw server on a one-thread runtime of their own, the clients on
     // this one: what a server and a client in two processes get.
-    let (server, (single, percall, raw, daemon_address)) = ServerThread::start(move || async move {
-        let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
-        let single = daemon
-            .register_as("single", BenchSkeleton::new(Impl))
-            .unwrap();
-        let percall = daemon
-            .register_factory("percall", InstanceMode::PerCall, || {
-                BenchSkeleton::new(Impl)
-            })
-            .unwrap();
-        let raw = spawn_raw_server().await;
-        let address = daemon.local_addr().unwrap();
-        ((single, percall, raw, address), daemon)
-    });
+    let (server, (single, percall, raw, daemon_address)) =
+        ServerThread::start(move || async move {
+            let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+            let single = daemon
+                .register_as("single", BenchSkeleton::new(Impl))
+                .unwrap();
+            let percall = daemon
+                .register_factory("percall", InstanceMode::PerCall, || {
+                    BenchSkeleton::new(Impl)
+                })
+                .unwrap();
+            let raw = spawn_raw_server().await;
+            let address = daemon.local_addr().unwrap();
+            ((single, percall, raw, address), daemon)
+        });
     let mut rows = Vec::new();
 
     let proxy = BenchProxy::new(single.clone());
@@ -333,11 +334,7 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
 
     // 6. Memory per idle connection.
     if select.wants("idle") {
-        let ours = idle_memory(
-            daemon_address,
-            Some("single"),
-            scale.idle_connections,
-        );
+        let ours = idle_memory(daemon_address, Some("single"), scale.idle_connections);
         let base = idle_memory(raw, None, scale.idle_connections);
         rows.push(Row {
             workload: format!(
@@ -686,10 +683,12 @@ async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize) -> f64 {
     while sent < calls {
         window.acquire().await.unwrap().forget();
         let mut ready = 1;
-        while sent + ready < calls && window.try_acquire().is_ok_and(|permit| {
-            permit.forget();
-            true
-        }) {
+        while sent + ready < calls
+            && window.try_acquire().is_ok_and(|permit| {
+                permit.forget();
+                true
+            })
+        {
             ready += 1;
         }
         batch.clear();

@@ -122,7 +122,8 @@ impl Pending {
     }
 
     /// Registers a call that waits for a reply for at most `timeout`; a `cancellable` one is
-    /// reported by [`expire`](Pending::expire) so the daemon can be told to stop it.
+    /// reported by [`expire`](Pending::expire) so the daemon can be told to stop it. Returns
+    /// how many other calls are in flight.
     ///
     /// # Errors
     ///
@@ -132,12 +133,13 @@ impl Pending {
         request_id: u64,
         timeout: Duration,
         cancellable: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.state();
         if let Some(ended) = &state.ended {
             return Err(ended.to_error());
         }
+        let others = state.calls.len();
         let earlier = deadline.filter(|at| state.watched.is_none_or(|watched| *at < watched));
         if earlier.is_some() {
             state.watched = earlier;
@@ -156,7 +158,7 @@ impl Pending {
         if earlier.is_some() {
             self.earlier_deadline.notify_one();
         }
-        Ok(())
+        Ok(others)
     }
 
     /// The outcome of the call `request_id` once it is known (and the call forgotten), else

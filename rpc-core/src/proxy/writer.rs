@@ -1,6 +1,7 @@
-//! `Writer`: sends a proxy's frames. A caller whose frame finds the socket idle writes it
-//! itself, without waking another task; when the socket is busy or full, frames queue up and a
-//! background task writes them, coalesced, as the socket drains.
+//! `Writer`: sends a proxy's frames. A lone caller whose frame finds the socket idle writes it
+//! itself, without waking another task. Frames of callers with others in flight, and frames
+//! that find the socket busy or full, queue up for a background task, which lets the callers
+//! ready in the same pass of the scheduler queue theirs and writes them all in one write.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -67,12 +68,8 @@ impl Writer {
         self.state().outgoing.push(frame);
     }
 
-    /// Sends `frame`: written now if the socket takes it, else queued in order. Never waits.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::ConnectionLost`] if the connection has failed.
-    pub(crate) fn send(&self, frame: BytesMut) -> Result<(), Error> {
+    /// The state, with `frame` queued in order, unless the connection has failed.
+    fn queue(&self, frame: BytesMut) -> Result<MutexGuard<'_, State>, Error> {
         let mut state = self.state();
         if state.failed {
             return Err(Error::ConnectionLost(
@@ -80,6 +77,31 @@ impl Writer {
             ));
         }
         state.outgoing.push(frame);
+        Ok(state)
+    }
+
+    /// Queues `frame` for the background task, to leave with the frames that other callers
+    /// queue in the same pass of the scheduler. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] if the connection has failed.
+    pub(crate) fn send_joined(&self, frame: BytesMut) -> Result<(), Error> {
+        let mut state = self.queue(frame)?;
+        if !state.draining {
+            state.draining = true;
+            self.queued.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Sends `frame`: written now if the socket takes it, else queued in order. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] if the connection has failed.
+    pub(crate) fn send(&self, frame: BytesMut) -> Result<(), Error> {
+        let mut state = self.queue(frame)?;
         if state.draining {
             return Ok(());
         }
@@ -107,6 +129,8 @@ impl Writer {
     async fn drain(self: Arc<Self>) {
         loop {
             self.queued.notified().await;
+            // Callers ready in this pass of the scheduler queue their frames first.
+            tokio::task::yield_now().await;
             loop {
                 if let Err(error) = self.half.writable().await {
                     self.fail(error);
