@@ -127,7 +127,7 @@ impl NameServerImpl {
         &self,
         change: impl FnOnce(&mut Registry, Instant) -> Result<T, NamingError>,
     ) -> Result<T, NamingError> {
-        let _changing = self.changing.lock().await;
+        let changing = self.changing.lock().await;
         let mut next = self.registry().clone();
         let outcome = change(&mut next, Instant::now())?;
         match &self.store {
@@ -143,8 +143,9 @@ impl NameServerImpl {
         );
         // Freed outside the lock, before memory is given back.
         drop(replaced);
-        // The answer waits for it, so that the client that removed a flood sees its memory
-        // given back.
+        // Other changes need not wait for the memory to be given back; this answer does, so
+        // that the client that removed a flood sees it given back.
+        drop(changing);
         if let Some(releasing) = self.shrinkage.note(instances) {
             let _ = releasing.await;
         }

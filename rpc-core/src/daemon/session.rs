@@ -96,8 +96,7 @@ where
         .with_budget(shared.buffer_budget.clone());
     let mut session = Session {
         shared: shared.clone(),
-        peer: peer.label,
-        peer_ip: peer.ip,
+        peer,
         writer: write,
         outgoing: Outgoing::default(),
         format: Format::Bincode,
@@ -121,10 +120,15 @@ pub(crate) struct Peer {
     pub(crate) ip: Option<IpAddr>,
 }
 
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
 struct Session<W> {
     shared: Arc<Shared>,
-    peer: Arc<str>,
-    peer_ip: Option<IpAddr>,
+    peer: Peer,
     writer: W,
     outgoing: Outgoing,
     format: Format,
@@ -427,8 +431,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             max_body_len: self.shared.config.max_body_len(),
             max_nesting_depth: self.shared.config.max_nesting_depth,
             max_call_duration: self.shared.config.max_call_duration,
-            peer: &self.peer,
-            peer_ip: self.peer_ip,
+            peer: &self.peer.label,
+            peer_ip: self.peer.ip,
             waited_for_slot: self.resumed_from_cap,
             reply_buffer: self.outgoing.take_spare(),
         };
