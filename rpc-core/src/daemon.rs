@@ -28,9 +28,10 @@ use shutdown::Shutdown;
 
 use crate::codec::Format;
 use crate::connection::Budget;
-use crate::protocol::Kind;
+use crate::dispatch::{Dispatch, MethodInfo};
+use crate::protocol::conversation::DaemonConversation;
 use crate::uri::validate_id;
-use crate::{Config, Dispatch, Error, Location, Uri};
+use crate::{Config, Error, Location, Uri};
 
 /// How long the accept loop pauses after an accept error (such as running out of file
 /// descriptors), so a persistent error does not spin a core.
@@ -242,7 +243,7 @@ impl Daemon {
     /// [`Error::InvalidObjectId`] if a URI cannot carry the id (see [`validate_id`]), and
     /// [`Error::DuplicateObject`] if the id is taken.
     pub fn register_as<D: Dispatch>(&self, object_id: &str, instance: D) -> Result<Uri, Error> {
-        self.insert(Object::instance(object_id, Arc::new(instance)))
+        self.insert(Object::instance(object_id, instance))
     }
 
     /// Registers a factory under `object_id`; the daemon calls it lazily to build instances
@@ -262,8 +263,17 @@ impl Daemon {
         D: Dispatch,
         F: Fn() -> D + Send + Sync + 'static,
     {
-        let factory = Box::new(move || Arc::new(factory()) as Arc<dyn Dispatch>);
         self.insert(Object::factory(object_id, mode, factory))
+    }
+
+    /// The methods of the object registered under `object_id`, as its service trait declares
+    /// them: names, argument names, and which are oneway. `None` if no such object is
+    /// registered; empty for a hand-written [`Dispatch`] that lists none.
+    pub fn methods(&self, object_id: &str) -> Option<&'static [MethodInfo]> {
+        self.shared
+            .registry
+            .get(object_id)
+            .map(|object| object.methods())
     }
 
     fn insert(&self, object: Object) -> Result<Uri, Error> {
@@ -526,7 +536,8 @@ fn refuse(
         // Dropping the connection closes it at once.
         return;
     }
-    let frame = call::failure_frame(Format::Bincode, Kind::Close, 0, &error);
+    // A connection refused before its handshake: the conversation ends before it starts.
+    let frame = DaemonConversation::<()>::new(Format::Bincode).close(&error);
     refusing.spawn(async move {
         let _ = match connection {
             Accepted::Tcp(stream, _) => {

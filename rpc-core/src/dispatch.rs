@@ -1,5 +1,10 @@
-//! `Dispatch`: the object-safe trait that generated skeletons implement, and `Call`, what a
-//! skeleton sees of one incoming call.
+//! `Dispatch`: the object-safe trait that generated skeletons implement; `Call`, what a
+//! skeleton sees of one incoming call; `Encoded`, the value it answers with; and `MethodInfo`,
+//! the method table a skeleton describes itself with.
+//!
+//! A skeleton never sees a frame: it decodes its arguments with the format the connection
+//! hands it and encodes its result with the same format, and the connection wraps that result
+//! in a frame of its own protocol.
 
 use std::cell::Cell;
 use std::fmt;
@@ -12,10 +17,49 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::Format;
-use crate::protocol::{Flags, FrameBuilder, Kind, ProtocolError, RemoteError};
+use crate::protocol::RemoteError;
 
-/// The future a skeleton returns for one call: the encoded reply frame, or why there is none.
-pub type DispatchFuture = Pin<Box<dyn Future<Output = Result<BytesMut, RemoteError>> + Send>>;
+/// The future a skeleton returns for one call: the encoded return value, or why there is none.
+pub type DispatchFuture = Pin<Box<dyn Future<Output = Result<Encoded, RemoteError>> + Send>>;
+
+/// A method's return value, encoded by its connection's format.
+///
+/// The encoding sits behind room the connection keeps for its own frame header, so wrapping
+/// it in a frame copies nothing. A oneway call's value is empty: nobody reads it.
+#[derive(Debug)]
+pub struct Encoded {
+    buf: BytesMut,
+    headroom: usize,
+}
+
+impl Encoded {
+    /// An encoded value in `buf` behind `headroom` bytes kept for the frame header.
+    pub(crate) fn from_parts(buf: BytesMut, headroom: usize) -> Encoded {
+        Encoded { buf, headroom }
+    }
+
+    /// The encoded value.
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.headroom..]
+    }
+
+    /// The buffer, whose first `headroom` bytes are the connection's to fill, and `headroom`.
+    pub(crate) fn into_parts(self) -> (BytesMut, usize) {
+        (self.buf, self.headroom)
+    }
+}
+
+/// One remote method, as a service describes it: what a daemon can tell a client that asks
+/// (Pyro5's metadata) and what binds keyword arguments to positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodInfo {
+    /// The name on the wire.
+    pub name: &'static str,
+    /// The names of its arguments, in order.
+    pub params: &'static [&'static str],
+    /// Whether it is declared `#[oneway]`: callers get no reply.
+    pub oneway: bool,
+}
 
 /// A server-side object that can answer calls by method name.
 ///
@@ -30,6 +74,15 @@ pub trait Dispatch: Send + Sync + 'static {
     /// [`RemoteError::UnknownMethod`] or [`RemoteError::BadArguments`] when the call cannot
     /// start; the daemon sends the error to the caller.
     fn dispatch(self: Arc<Self>, call: &Call<'_>) -> Result<DispatchFuture, RemoteError>;
+
+    /// The methods this type answers: generated skeletons list them all; a hand-written
+    /// implementation lists none unless it says otherwise.
+    fn methods() -> &'static [MethodInfo]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
 }
 
 /// One incoming call, as a skeleton sees it.
@@ -38,13 +91,14 @@ pub struct Call<'a> {
     pub(crate) method: &'a str,
     pub(crate) args: &'a [u8],
     pub(crate) format: Format,
-    pub(crate) request_id: u64,
     pub(crate) oneway: bool,
     pub(crate) max_body_len: usize,
     /// `Config::max_nesting_depth` of the daemon.
     pub(crate) max_nesting_depth: usize,
-    /// A buffer for the reply frame, from the connection's earlier replies.
+    /// A buffer for the result, from the connection's earlier replies, already holding the
+    /// `headroom` bytes the connection keeps for its frame header.
     pub(crate) reply_buffer: Cell<BytesMut>,
+    pub(crate) headroom: usize,
 }
 
 impl fmt::Debug for Call<'_> {
@@ -52,7 +106,6 @@ impl fmt::Debug for Call<'_> {
         f.debug_struct("Call")
             .field("object", &self.object)
             .field("method", &self.method)
-            .field("request_id", &self.request_id)
             .field("oneway", &self.oneway)
             .finish_non_exhaustive()
     }
@@ -86,7 +139,7 @@ impl Call<'_> {
         }
     }
 
-    /// Runs `future` and encodes its output as the reply (nothing for a oneway call).
+    /// Runs `future` and encodes its output as the call's result (nothing for a oneway call).
     pub fn respond<F>(&self, method: &'static str, future: F) -> DispatchFuture
     where
         F: Future + Send + 'static,
@@ -94,35 +147,31 @@ impl Call<'_> {
     {
         let Call {
             format,
-            request_id,
             oneway,
             max_body_len,
+            headroom,
             ..
         } = *self;
-        let buffer = self.reply_buffer.take();
+        let mut buf = self.reply_buffer.take();
         Box::pin(async move {
             let value = future.await;
             if oneway {
-                return Ok(BytesMut::new());
+                return Ok(Encoded::from_parts(BytesMut::new(), 0));
             }
-            let mut frame = FrameBuilder::in_buffer(buffer, Kind::Reply, Flags::NONE, request_id);
             format
-                .encode_into(&value, frame.body_mut())
+                .encode_into(&value, &mut buf)
                 .map_err(|error| RemoteError::BadResult {
                     method: method.to_owned(),
                     detail: error.to_string(),
                 })?;
-            frame.finish(max_body_len).map_err(|error| match error {
-                ProtocolError::MessageTooLarge { size, limit } => RemoteError::ReplyTooLarge {
+            if buf.len() - headroom > max_body_len {
+                return Err(RemoteError::ReplyTooLarge {
                     method: method.to_owned(),
-                    size,
-                    limit,
-                },
-                other => RemoteError::BadResult {
-                    method: method.to_owned(),
-                    detail: other.to_string(),
-                },
-            })
+                    size: buf.len() as u64,
+                    limit: max_body_len.saturating_add(headroom),
+                });
+            }
+            Ok(Encoded::from_parts(buf, headroom))
         })
     }
 }

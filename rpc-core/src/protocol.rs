@@ -1,7 +1,8 @@
 //! The native wire protocol: frames, headers and message kinds, as bytes only.
 //!
 //! This module is sans-IO (the idea of quinn-proto): it turns bytes into [`Message`]s and back,
-//! and knows nothing of sockets or clocks. The connection code feeds it bytes.
+//! and its [`conversation`] module holds the rules of a connection for each side, as state
+//! machines. It knows nothing of sockets, tasks or clocks; the connection code feeds it bytes.
 //!
 //! # Frames
 //!
@@ -51,6 +52,7 @@
 //! standard configuration (variable-length integers, little-endian). Decoding never allocates
 //! more than a small multiple of the frame's own length.
 
+pub mod conversation;
 mod error;
 mod header;
 mod invoke;

@@ -160,7 +160,7 @@ impl Proxy {
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = Message::encode(Kind::Ping, Flags::NONE, request_id, &[], 0)?;
-        self.round_trip(&link, request_id, frame, false, self.timeout)
+        link.round_trip(request_id, frame, false, self.timeout)
             .await?;
         Ok(started.elapsed())
     }
@@ -178,9 +178,7 @@ impl Proxy {
         let link = self.link().await?;
         let frame =
             self.invoke_frame(&link, Flags::NONE, request_id, method, args, Some(timeout))?;
-        let reply = self
-            .round_trip(&link, request_id, frame, true, timeout)
-            .await?;
+        let reply = link.round_trip(request_id, frame, true, timeout).await?;
         Ok((link, reply))
     }
 
@@ -203,37 +201,6 @@ impl Proxy {
                 source,
             })?;
         Ok(frame.finish(self.shared.config.max_body_len())?)
-    }
-
-    /// Sends `frame` and waits for the frame that answers `request_id`, within the timeout.
-    async fn round_trip(
-        &self,
-        link: &Link,
-        request_id: u64,
-        frame: bytes::BytesMut,
-        cancellable: bool,
-        timeout: Duration,
-    ) -> Result<Message, Error> {
-        // The link's watchdog fails the call with `Error::Timeout` at its deadline, and tells
-        // the daemon to stop working on it: no timer per call.
-        let others_in_flight = link.pending.insert(request_id, timeout, cancellable)?;
-        // From here on, a caller that stops waiting (the future dropped) must withdraw the
-        // call, and tell the daemon to stop working on it.
-        let guard = Withdraw {
-            link,
-            request_id,
-            cancellable,
-        };
-        // A lone call is written at once; one among others joins the frames of the callers
-        // that run in the same pass, to leave in one write.
-        if others_in_flight == 0 {
-            link.writer.send(frame)?;
-        } else {
-            link.writer.send_joined(frame)?;
-        }
-        let reply = link.receive(request_id).await;
-        std::mem::forget(guard);
-        reply
     }
 
     /// The open connection, connecting (again) if there is none.
@@ -307,21 +274,6 @@ async fn connect_to_one(candidates: &[Uri], config: &Config) -> Result<Arc<Link>
         uri: String::new(),
         reason: "the name resolved to no URI".into(),
     }))
-}
-
-/// Withdraws a call whose caller stopped waiting, and asks the daemon to cancel it.
-struct Withdraw<'a> {
-    link: &'a Link,
-    request_id: u64,
-    cancellable: bool,
-}
-
-impl Drop for Withdraw<'_> {
-    fn drop(&mut self) {
-        if self.link.pending.remove(self.request_id) && self.cancellable {
-            self.link.writer.cancel(self.request_id);
-        }
-    }
 }
 
 /// The value in a reply, or the error the daemon reported in its place.

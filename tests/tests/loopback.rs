@@ -102,3 +102,35 @@ async fn ping_measures_a_round_trip() {
     let elapsed = calc.proxy().ping().await.unwrap();
     assert!(elapsed < rpc_tests::PATIENCE);
 }
+
+#[tokio::test]
+async fn a_daemon_tells_the_methods_of_what_it_serves() {
+    let (daemon, _calc, implementation) = serve_calc().await;
+    let methods = daemon.methods("calc").expect("calc is registered");
+    let names: Vec<_> = methods.iter().map(|method| method.name).collect();
+    assert_eq!(
+        names,
+        [
+            "add", "tag", "echo", "fill", "divide", "hang", "gated", "slow", "boom", "record",
+            "recorded", "nothing"
+        ]
+    );
+    let tag = methods.iter().find(|method| method.name == "tag").unwrap();
+    assert_eq!(
+        (tag.params, tag.oneway),
+        (&["task", "seq", "text"][..], false)
+    );
+    let oneway: Vec<_> = methods
+        .iter()
+        .filter(|m| m.oneway)
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(oneway, ["record"]);
+    assert!(daemon.methods("nobody").is_none());
+    daemon
+        .register_factory("per_call", rpc_core::InstanceMode::PerCall, move || {
+            CalcSkeleton::new(implementation.clone())
+        })
+        .unwrap();
+    assert_eq!(daemon.methods("per_call"), Some(methods));
+}

@@ -20,15 +20,18 @@ use futures_util::FutureExt;
 use super::registry::{Object, panic_message};
 use crate::call_scope::CallScope;
 use crate::codec::Format;
-use crate::dispatch::{Call, Dispatch};
-use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message, ProtocolError, RemoteError};
+use crate::dispatch::{Call, Dispatch, Encoded};
+use crate::protocol::{HEADER_LEN, Invoke, Message, RemoteError};
+
+/// What a call ends with: its encoded result, or the error in its place.
+pub(crate) type Outcome = Result<Encoded, RemoteError>;
 
 /// How a call went at its first poll.
 pub(crate) enum Started {
-    /// It finished: its reply frame, or none for a oneway call.
-    Done(Option<BytesMut>),
-    /// It must wait: the rest of it, to run as a task, ending in its reply frame.
-    Waiting(Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>),
+    /// It finished: its outcome, or none for a oneway call.
+    Done(Option<Outcome>),
+    /// It must wait: the rest of it, to run as a task, ending in its outcome.
+    Waiting(Pin<Box<dyn Future<Output = Option<Outcome>> + Send>>),
 }
 
 /// What a call at the daemon is given besides its message.
@@ -46,30 +49,38 @@ pub(crate) struct CallContext<'a> {
     pub(crate) peer_ip: Option<IpAddr>,
     /// Whether the call was read after the connection had paused at its call cap.
     pub(crate) waited_for_slot: bool,
-    /// A buffer for the reply frame.
+    /// A buffer for the result, the connection's frame header's room at its start.
     pub(crate) reply_buffer: BytesMut,
 }
 
-/// Starts the call in `message` and polls it once.
-///
-/// # Errors
-///
-/// A [`ProtocolError`] if the invoke body is malformed; the connection is closed for it.
-pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Started, ProtocolError> {
-    let header = message.header;
-    let invoke = Invoke::decode(&message.body)?;
-    let oneway = header.flags.contains(Flags::ONEWAY);
+/// One call as its connection read it.
+pub(crate) struct Incoming<'m> {
+    pub(crate) request_id: u64,
+    pub(crate) oneway: bool,
+    pub(crate) invoke: Invoke<'m>,
+    /// The frame that carried it.
+    pub(crate) message: &'m Message,
+}
+
+/// Starts the call `incoming` and polls it once.
+pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started {
+    let Incoming {
+        request_id,
+        oneway,
+        invoke,
+        message,
+    } = incoming;
     let started = Instant::now();
     let call = Call {
         object: context.object.id(),
         method: invoke.method,
         args: invoke.args,
         format: context.format,
-        request_id: header.request_id,
         oneway,
         max_body_len: context.max_body_len,
         max_nesting_depth: context.max_nesting_depth,
         reply_buffer: Cell::new(context.reply_buffer),
+        headroom: HEADER_LEN,
     };
     let dispatched = if context.object.is_registered() {
         context
@@ -82,9 +93,8 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         })
     };
     let ending = Ending {
-        request_id: header.request_id,
+        request_id,
         oneway,
-        format: context.format,
         started,
         method: Method::InBody(message.body.clone()),
         traced: tracing::enabled!(target: "rpc_core::daemon", tracing::Level::DEBUG)
@@ -93,7 +103,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
     };
     let mut future = match dispatched {
         Ok(future) => future,
-        Err(error) => return Ok(Started::Done(ending.finish(Err(error)))),
+        Err(error) => return Started::Done(ending.finish(Err(error))),
     };
     // A call without a deadline, or with a longer one, gets the daemon's own maximum, so a
     // client cannot leave work running for ever.
@@ -111,7 +121,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
         let mut cx = Context::from_waker(Waker::noop());
         scope.poll(&mut future, &mut cx)
     }));
-    Ok(match first {
+    match first {
         Ok(Poll::Ready(outcome)) => Started::Done(ending.finish(outcome)),
         Err(panic) => {
             let error = ending.panicked(&*panic);
@@ -136,7 +146,7 @@ pub(crate) fn start(context: CallContext<'_>, message: Message) -> Result<Starte
                 ending.finish(outcome)
             }
         })),
-    })
+    }
 }
 
 /// Where a call's method name is kept.
@@ -147,11 +157,10 @@ enum Method {
     Owned(Box<str>),
 }
 
-/// What the end of a call needs: its reply frame and its trace event.
+/// What the end of a call needs: its outcome and its trace event.
 struct Ending {
     request_id: u64,
     oneway: bool,
-    format: Format,
     started: Instant,
     /// The method name, for errors and the trace event.
     method: Method,
@@ -176,7 +185,7 @@ impl Ending {
         }
     }
 
-    fn finish(self, outcome: Result<BytesMut, RemoteError>) -> Option<BytesMut> {
+    fn finish(self, outcome: Outcome) -> Option<Outcome> {
         if let Some((object, peer)) = &self.traced {
             tracing::debug!(
                 target: "rpc_core::daemon",
@@ -190,12 +199,7 @@ impl Ending {
                 "call"
             );
         }
-        if self.oneway {
-            return None;
-        }
-        Some(outcome.unwrap_or_else(|error| {
-            failure_frame(self.format, Kind::Reply, self.request_id, &error)
-        }))
+        (!self.oneway).then_some(outcome)
     }
 }
 
@@ -210,18 +214,4 @@ fn error_kind(error: &RemoteError) -> &'static str {
         RemoteError::ReplyTooLarge { .. } => "reply too large",
         _ => "failed",
     }
-}
-
-/// A frame carrying `error` in place of a value.
-pub(crate) fn failure_frame(
-    format: Format,
-    kind: Kind,
-    request_id: u64,
-    error: &RemoteError,
-) -> BytesMut {
-    let mut frame = FrameBuilder::new(kind, Flags::FAILURE, request_id);
-    // Encoding a `RemoteError` (strings and integers) into memory cannot fail, and its size
-    // is bounded by the daemon's own strings, so the frame is built without a limit.
-    let _ = format.encode_into(error, frame.body_mut());
-    frame.finish(usize::MAX).unwrap_or_default()
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use crate::Dispatch;
+use crate::dispatch::{Dispatch, MethodInfo};
 use crate::protocol::RemoteError;
 
 /// How a daemon creates the instances that serve an object's calls (Pyro's instance modes).
@@ -40,6 +40,8 @@ enum Instances {
 pub(crate) struct Object {
     id: Arc<str>,
     instances: Instances,
+    /// What its type says of its methods.
+    methods: &'static [MethodInfo],
     /// Cleared by unregistering, so connections that hold this object stop serving it.
     registered: AtomicBool,
 }
@@ -55,29 +57,38 @@ impl std::fmt::Debug for Object {
 
 impl Object {
     /// An object served by one instance that already exists.
-    pub(crate) fn instance(id: &str, instance: Arc<dyn Dispatch>) -> Object {
-        Object::new(id, Instances::Given(instance))
+    pub(crate) fn instance<D: Dispatch>(id: &str, instance: D) -> Object {
+        Object::new(id, Instances::Given(Arc::new(instance)), D::methods())
     }
 
     /// An object whose instances `factory` builds, lazily, as `mode` says.
-    pub(crate) fn factory(id: &str, mode: InstanceMode, factory: Factory) -> Object {
+    pub(crate) fn factory<D, F>(id: &str, mode: InstanceMode, factory: F) -> Object
+    where
+        D: Dispatch,
+        F: Fn() -> D + Send + Sync + 'static,
+    {
+        let factory: Factory = Box::new(move || Arc::new(factory()) as Arc<dyn Dispatch>);
         let single = OnceLock::new();
-        Object::new(
-            id,
-            Instances::Built {
-                mode,
-                factory,
-                single,
-            },
-        )
+        let instances = Instances::Built {
+            mode,
+            factory,
+            single,
+        };
+        Object::new(id, instances, D::methods())
     }
 
-    fn new(id: &str, instances: Instances) -> Object {
+    fn new(id: &str, instances: Instances, methods: &'static [MethodInfo]) -> Object {
         Object {
             id: Arc::from(id),
             instances,
+            methods,
             registered: AtomicBool::new(true),
         }
+    }
+
+    /// The object's methods, as its type describes them.
+    pub(crate) fn methods(&self) -> &'static [MethodInfo] {
+        self.methods
     }
 
     pub(crate) fn id(&self) -> &Arc<str> {
@@ -210,14 +221,10 @@ mod tests {
 
     fn counting(mode: InstanceMode, built: &Arc<AtomicUsize>) -> Object {
         let built = built.clone();
-        Object::factory(
-            "o",
-            mode,
-            Box::new(move || {
-                built.fetch_add(1, Ordering::SeqCst);
-                Arc::new(Nothing)
-            }),
-        )
+        Object::factory("o", mode, move || {
+            built.fetch_add(1, Ordering::SeqCst);
+            Nothing
+        })
     }
 
     #[test]
@@ -246,7 +253,9 @@ mod tests {
 
     #[test]
     fn a_panicking_factory_is_an_error() {
-        let object = Object::factory("o", InstanceMode::PerCall, Box::new(|| panic!("no way")));
+        let object = Object::factory("o", InstanceMode::PerCall, || -> Nothing {
+            panic!("no way")
+        });
         let error = object.instance_for_call(&mut None, "m").err().unwrap();
         assert!(error.to_string().contains("no way"), "{error}");
     }
@@ -254,8 +263,8 @@ mod tests {
     #[test]
     fn ids_are_unique_and_removal_unregisters() {
         let registry = Registry::default();
-        assert!(registry.insert(Object::instance("a", Arc::new(Nothing))));
-        assert!(!registry.insert(Object::instance("a", Arc::new(Nothing))));
+        assert!(registry.insert(Object::instance("a", Nothing)));
+        assert!(!registry.insert(Object::instance("a", Nothing)));
         let held = registry.get("a").unwrap();
         assert!(held.is_registered());
         assert!(registry.remove("a"));

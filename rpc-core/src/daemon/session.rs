@@ -1,11 +1,12 @@
 //! One accepted connection: handshake, then read calls, run them, send replies, until the
 //! peer leaves or the daemon shuts down.
 //!
-//! One task does all of it: it reads frames, runs each call's future once on the spot (a
-//! method that finishes without waiting, which most do, costs no task spawn and no hand-off),
-//! spawns only the calls that must wait, and writes every reply that is ready in one write.
+//! This is the driver of a [`DaemonConversation`], which holds the protocol's rules: the
+//! session moves bytes, runs calls and keeps time. One task does all of it: it reads frames,
+//! runs each call's future once on the spot (a method that finishes without waiting, which
+//! most do, costs no task spawn and no hand-off), spawns only the calls that must wait, and
+//! writes every reply that is ready in one write.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -13,21 +14,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::Shared;
-use super::call::{self, CallContext, Started, failure_frame};
+use super::call::{self, CallContext, Incoming, Outcome, Started};
 use super::registry::Object;
 use crate::codec::Format;
 use crate::connection::{FrameReader, Outgoing, ReadError};
 use crate::dispatch::Dispatch;
-use crate::protocol::{Flags, HEADER_LEN, Kind, Message, ProtocolError, RemoteError};
-
-/// The longest ping body echoed: a ping checks that the daemon answers, and need not make it
-/// queue megabytes of echoes for a peer that does not read them.
-const MAX_PING_BODY: usize = 256;
+use crate::protocol::conversation::{DaemonConversation, DaemonEvent};
+use crate::protocol::{FrameBuilder, HEADER_LEN, Invoke, Message, ProtocolError, RemoteError};
 
 /// The idle timer of a connection. The session's loop asks it on every pass; polling a tokio
 /// timer on every pass registers the task's waker each time (about 240 instructions a call),
@@ -99,13 +96,12 @@ where
         peer,
         writer: write,
         outgoing: Outgoing::default(),
+        conversation: DaemonConversation::new(Format::Bincode),
         format: Format::Bincode,
         instance: None,
         calls: JoinSet::new(),
-        in_flight: HashMap::new(),
         at_call_cap: None,
         resumed_from_cap: false,
-        frames_read: 0,
     };
     if let Err(error) = session.run(reader).await {
         tracing::debug!(target: "rpc_core::daemon", peer = %session.peer, %error, "connection write failed");
@@ -131,18 +127,17 @@ struct Session<W> {
     peer: Peer,
     writer: W,
     outgoing: Outgoing,
+    /// The protocol's rules; it knows each waiting call by its task's abort handle.
+    conversation: DaemonConversation<AbortHandle>,
     format: Format,
     /// This connection's instance of a `session` mode object.
     instance: Option<Arc<dyn Dispatch>>,
-    /// Calls that had to be spawned; each task returns its request id and reply frame.
-    calls: JoinSet<(u64, Option<BytesMut>)>,
-    in_flight: HashMap<u64, AbortHandle>,
+    /// Calls that had to be spawned; each task returns its request id and outcome.
+    calls: JoinSet<(u64, Option<Outcome>)>,
     /// Since when reading has paused because `Config::max_calls_per_connection` calls run.
     at_call_cap: Option<std::time::Instant>,
     /// Whether the calls being read now waited for a slot (reading had paused at the cap).
     resumed_from_cap: bool,
-    /// Frames read since the handshake, to tell an idle connection.
-    frames_read: u64,
 }
 
 impl<W: AsyncWrite + Unpin> Session<W> {
@@ -167,7 +162,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         // connection is closed after one to two idle periods without a frame.
         let idle_timeout = shared.config.idle_timeout;
         let mut idle = IdleTimer::new(idle_timeout.unwrap_or(Duration::MAX / 4));
-        let mut frames_at_arming = self.frames_read;
+        let mut frames_at_arming = self.conversation.frames_received();
         loop {
             let at_cap = self.calls.len() >= max_calls || self.outgoing.len() >= max_queued;
             let may_read_ahead = reader.buffered_len() < READ_AHEAD_AT_CAP;
@@ -180,15 +175,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 }
                 () = &mut shutdown => break,
                 () = std::future::poll_fn(|cx| idle.poll_expired(cx)), if idle_timeout.is_some() => {
-                    let quiet = self.frames_read == frames_at_arming
+                    let quiet = self.conversation.frames_received() == frames_at_arming
                         && self.calls.is_empty()
                         && self.outgoing.is_empty();
                     if let (true, Some(after)) = (quiet, idle_timeout) {
                         tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, ?after, "closing an idle connection");
-                        self.outgoing.push(failure_frame(self.format, Kind::Close, 0, &RemoteError::Idle { after }));
+                        self.outgoing.push(self.conversation.close(&RemoteError::Idle { after }));
                         return self.close_now().await;
                     }
-                    frames_at_arming = self.frames_read;
+                    frames_at_arming = self.conversation.frames_received();
                     idle.reset(idle_timeout.unwrap_or_default());
                 }
                 // At either cap, frames are no longer read: the peer waits, and TCP flow
@@ -272,8 +267,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// The peer closed the connection (or it failed): nobody can take the replies, so the
     /// calls are cancelled, as a dropped call future cancels one, and the slot frees at once.
     async fn peer_gone(&mut self) -> std::io::Result<()> {
+        self.conversation.end().for_each(|call| call.abort());
         self.calls.shutdown().await;
-        self.in_flight.clear();
         Ok(())
     }
 
@@ -300,7 +295,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         // After the last reply, tell a client of a daemon that is going away why the
         // connection closes.
         if self.shared.shutdown.is_triggered() {
-            let frame = failure_frame(self.format, Kind::Close, 0, &RemoteError::ShuttingDown);
+            let frame = self.conversation.close(&RemoteError::ShuttingDown);
             self.outgoing.push(frame);
         }
         self.outgoing.flush_to(&mut self.writer).await?;
@@ -325,23 +320,18 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 return None;
             }
         };
-        if message.header.kind != Kind::Handshake {
-            self.close(ProtocolError::Unexpected {
-                kind: message.header.kind,
-                context: "the first message must be a handshake",
-            });
-            return None;
-        }
-        let id = String::from_utf8_lossy(&message.body);
-        let request_id = message.header.request_id;
+        let (request_id, id) = match self.conversation.receive(&message) {
+            Ok(DaemonEvent::Handshake { request_id, object }) => (request_id, object),
+            // Before the handshake, the conversation gives nothing else.
+            Ok(_) => return None,
+            Err(error) => {
+                self.close(error);
+                return None;
+            }
+        };
         match self.shared.registry.get(&id) {
             Some(object) => {
-                // An empty body always fits, so the frame always encodes.
-                if let Ok(frame) =
-                    Message::encode(Kind::HandshakeReply, Flags::NONE, request_id, &[], 0)
-                {
-                    self.outgoing.push(frame);
-                }
+                self.outgoing.push(self.conversation.accept(request_id));
                 Some(object)
             }
             None => {
@@ -349,12 +339,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 let error = RemoteError::UnknownObject {
                     object: id.into_owned(),
                 };
-                self.outgoing.push(failure_frame(
-                    self.format,
-                    Kind::HandshakeReply,
-                    request_id,
-                    &error,
-                ));
+                self.outgoing
+                    .push(self.conversation.refuse(request_id, &error));
                 None
             }
         }
@@ -380,50 +366,28 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
     /// Acts on one message after the handshake.
     fn handle(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
-        self.frames_read = self.frames_read.wrapping_add(1);
-        let request_id = message.header.request_id;
-        match message.header.kind {
-            Kind::Invoke => self.start_call(object, message),
-            Kind::Cancel => {
-                if let Some(call) = self.in_flight.remove(&request_id) {
-                    call.abort();
-                }
-                Ok(())
-            }
-            Kind::Ping if message.body.len() > MAX_PING_BODY => Err(ProtocolError::Malformed {
-                what: "ping",
-                detail: format!(
-                    "a ping carries at most {MAX_PING_BODY} bytes, not {}",
-                    message.body.len()
-                ),
-            }),
-            Kind::Ping => {
-                let max = self.shared.config.max_body_len();
-                self.outgoing.push(Message::encode(
-                    Kind::Pong,
-                    Flags::NONE,
-                    request_id,
-                    &message.body,
-                    max,
-                )?);
-                Ok(())
-            }
-            Kind::Pong => Ok(()),
-            kind => Err(ProtocolError::Unexpected {
-                kind,
-                context: "a client sends only invoke, cancel, ping and pong after its handshake",
-            }),
+        match self.conversation.receive(&message)? {
+            DaemonEvent::Invoke {
+                request_id,
+                oneway,
+                invoke,
+            } => self.start_call(object, &message, request_id, oneway, invoke),
+            DaemonEvent::Cancel(call) => call.abort(),
+            DaemonEvent::Send(frame) => self.outgoing.push(frame),
+            // A handshake is an event only before the conversation opens.
+            DaemonEvent::Nothing | DaemonEvent::Handshake { .. } => {}
         }
+        Ok(())
     }
 
-    fn start_call(&mut self, object: &Arc<Object>, message: Message) -> Result<(), ProtocolError> {
-        let request_id = message.header.request_id;
-        if self.in_flight.contains_key(&request_id) {
-            return Err(ProtocolError::Malformed {
-                what: "invoke",
-                detail: format!("request id {request_id} is already in flight"),
-            });
-        }
+    fn start_call(
+        &mut self,
+        object: &Arc<Object>,
+        message: &Message,
+        request_id: u64,
+        oneway: bool,
+        invoke: Invoke<'_>,
+    ) {
         let context = CallContext {
             object,
             session: &mut self.instance,
@@ -434,40 +398,43 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             peer: &self.peer.label,
             peer_ip: self.peer.ip,
             waited_for_slot: self.resumed_from_cap,
-            reply_buffer: self.outgoing.take_spare(),
+            reply_buffer: FrameBuilder::headroom(self.outgoing.take_spare()),
         };
-        match call::start(context, message)? {
-            Started::Done(reply) => {
-                if let Some(reply) = reply {
-                    self.outgoing.push(reply);
+        let incoming = Incoming {
+            request_id,
+            oneway,
+            invoke,
+            message,
+        };
+        match call::start(context, incoming) {
+            Started::Done(outcome) => {
+                if let Some(outcome) = outcome {
+                    self.outgoing
+                        .push(self.conversation.reply(request_id, outcome));
                 }
             }
             Started::Waiting(rest) => {
                 let task = self.calls.spawn(async move { (request_id, rest.await) });
-                self.in_flight.insert(request_id, task);
+                self.conversation.waiting(request_id, task);
             }
         }
-        Ok(())
     }
 
-    /// Queues the reply of a spawned call that ended. A cancelled call was removed from
-    /// `in_flight` when it was aborted, and has no reply.
-    fn finished(&mut self, done: Result<(u64, Option<BytesMut>), tokio::task::JoinError>) {
-        if let Ok((request_id, reply)) = done {
-            self.in_flight.remove(&request_id);
-            if let Some(reply) = reply {
-                self.outgoing.push(reply);
-            }
+    /// Queues the reply of a spawned call that ended. A cancelled call was aborted, and the
+    /// conversation forgot it then: it gets no reply.
+    fn finished(&mut self, done: Result<(u64, Option<Outcome>), tokio::task::JoinError>) {
+        if let Ok((request_id, outcome)) = done
+            && self.conversation.finished(request_id)
+            && let Some(outcome) = outcome
+        {
+            self.outgoing
+                .push(self.conversation.reply(request_id, outcome));
         }
     }
 
     /// Queues a frame telling the peer why the daemon closes the connection.
     fn close(&mut self, error: ProtocolError) {
         tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %error, "closing connection");
-        let error = RemoteError::Protocol {
-            detail: error.to_string(),
-        };
-        self.outgoing
-            .push(failure_frame(self.format, Kind::Close, 0, &error));
+        self.outgoing.push(self.conversation.fail(&error));
     }
 }

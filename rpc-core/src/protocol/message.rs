@@ -84,17 +84,35 @@ impl FrameBuilder {
 
     /// Starts a frame in `buf`, whose contents are dropped and whose room is reused (a
     /// buffer that carried an earlier frame, say).
-    pub fn in_buffer(mut buf: BytesMut, kind: Kind, flags: Flags, request_id: u64) -> FrameBuilder {
+    pub fn in_buffer(buf: BytesMut, kind: Kind, flags: Flags, request_id: u64) -> FrameBuilder {
+        FrameBuilder::around(FrameBuilder::headroom(buf), kind, flags, request_id)
+    }
+
+    /// `buf`, emptied, with room for a header at its start: a body can be written after it
+    /// before anyone knows which frame will carry it (a method's result, say), and
+    /// [`around`](Self::around) later writes the header in place, copying nothing.
+    pub fn headroom(mut buf: BytesMut) -> BytesMut {
         buf.clear();
         // Room for the header and a small body, so small frames never grow.
         buf.reserve(128);
+        buf.put_bytes(0, HEADER_LEN);
+        buf
+    }
+
+    /// A frame whose body already follows the [`headroom`](Self::headroom) at the start of
+    /// `buf`: the header is written into that room.
+    ///
+    /// # Panics
+    ///
+    /// If `buf` is shorter than a header: it did not come from `headroom`.
+    pub fn around(mut buf: BytesMut, kind: Kind, flags: Flags, request_id: u64) -> FrameBuilder {
         let header = Header {
             kind,
             flags,
             request_id,
             body_len: 0,
         };
-        buf.put_slice(&header.encode());
+        buf[..HEADER_LEN].copy_from_slice(&header.encode());
         FrameBuilder { buf }
     }
 

@@ -1,6 +1,10 @@
 //! `Link`: one open connection of a proxy: its writer, and the reading that waiting callers share.
+//!
+//! The link drives a [`ClientConversation`], which holds the protocol's rules; the link moves
+//! the bytes. Every reply reaches its caller one way: whoever reads it (the caller itself, or
+//! another caller reading for everyone) hands it to [`Pending`], and the caller takes it from
+//! there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -14,7 +18,8 @@ use super::socket::{ReadHalf, WriteHalf};
 use super::writer::Writer;
 use crate::codec::Format;
 use crate::connection::{FrameReader, ReadError};
-use crate::protocol::{Flags, Kind, Message, ProtocolError, RemoteError};
+use crate::protocol::conversation::{ClientConversation, ClientEvent, Closing};
+use crate::protocol::{Flags, Kind, Message, RemoteError};
 use crate::{Config, Error, Location};
 
 /// An open, handshaken connection to one object at a daemon.
@@ -24,12 +29,16 @@ pub(crate) struct Link {
     pub(crate) format: Format,
     /// Read by whichever waiting caller holds the lock. (This mutex unlocks with one atomic
     /// operation when nobody waits; tokio's takes a lock every time.)
-    reader: Mutex<FrameReader<ReadHalf>>,
+    reader: Mutex<Reading>,
     writing: JoinHandle<()>,
     /// Fails calls past their deadline, and pings the daemon if keepalive is on.
     watchdog: JoinHandle<()>,
-    /// Whether the daemon has accepted the handshake; its answer comes before anything else.
-    handshaken: AtomicBool,
+}
+
+/// The receiving side of a link: frames off the socket, and what they mean.
+struct Reading {
+    frames: FrameReader<ReadHalf>,
+    conversation: ClientConversation,
 }
 
 impl std::fmt::Debug for Link {
@@ -44,7 +53,7 @@ impl Drop for Link {
     fn drop(&mut self) {
         // The last proxy clone is gone: stop the tasks, and close the socket now rather than
         // when the aborted writer task is dropped, so the daemon frees its slot at once.
-        self.reader.get_mut().get_ref().shutdown();
+        self.reader.get_mut().frames.get_ref().shutdown();
         self.writing.abort();
         self.watchdog.abort();
     }
@@ -101,19 +110,16 @@ impl Link {
         config: &Config,
     ) -> Result<Arc<Link>, Error> {
         let max_body_len = config.max_body_len();
-        let hello = Message::encode(
-            Kind::Handshake,
-            Flags::NONE,
-            0,
-            object.as_bytes(),
-            max_body_len,
-        )?;
+        let hello = ClientConversation::handshake(object, max_body_len)?;
         // The handshake leaves with the first call (every use of a link starts with one), in
         // one write, and the daemon's answer is not awaited: it is read with the first reply,
         // saving a round trip. A refusal ends the connection and fails that call with the
         // daemon's reason.
-        let reader = FrameReader::new(read, max_body_len, config.frame_timeout);
         let format = Format::Bincode;
+        let reader = Reading {
+            frames: FrameReader::new(read, max_body_len, config.frame_timeout),
+            conversation: ClientConversation::new(format),
+        };
         let pending = Arc::new(Pending::default());
         let (writer, writing) = Writer::start(write, pending.clone());
         writer.send_with_next(hello);
@@ -134,7 +140,6 @@ impl Link {
                 reader: Mutex::new(reader),
                 writing,
                 watchdog,
-                handshaken: AtomicBool::new(false),
             }
         }))
     }
@@ -155,33 +160,81 @@ impl Link {
         let Some(mut reader) = self.reader.try_lock() else {
             return;
         };
-        while let Some(read) = reader.try_read_message() {
-            if let Routed::Ended = self.handle_read(read, None) {
+        while let Some(read) = reader.frames.try_read_message() {
+            if self
+                .handle_read(&mut reader.conversation, read, None)
+                .is_err()
+            {
                 return;
             }
         }
     }
 
-    /// Acts on the outcome of one read by a caller waiting for the reply to `mine`.
-    fn handle_read(&self, read: Result<Option<Message>, ReadError>, mine: Option<u64>) -> Routed {
+    /// Sends `frame` and waits for the frame that answers `request_id`, within `timeout`.
+    /// A `cancellable` call the caller stops waiting for, or that times out, is cancelled at
+    /// the daemon.
+    pub(crate) async fn round_trip(
+        &self,
+        request_id: u64,
+        frame: bytes::BytesMut,
+        cancellable: bool,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        // The watchdog fails the call with `Error::Timeout` at its deadline, and tells the
+        // daemon to stop working on it: no timer per call.
+        let others_in_flight = self.pending.insert(request_id, timeout, cancellable)?;
+        // From here on, the call's entry is removed when this future ends, however it ends.
+        let _in_flight = InFlight {
+            link: self,
+            request_id,
+            cancellable,
+        };
+        // A lone call is written at once; one among others joins the frames of the callers
+        // that run in the same pass, to leave in one write.
+        if others_in_flight == 0 {
+            self.writer.send(frame)?;
+        } else {
+            self.writer.send_joined(frame)?;
+        }
+        self.receive(request_id).await
+    }
+
+    /// Acts on the outcome of one read made by the caller waiting for `reading_for`; `Err` when
+    /// the connection ended.
+    fn handle_read(
+        &self,
+        conversation: &mut ClientConversation,
+        read: Result<Option<Message>, ReadError>,
+        reading_for: Option<u64>,
+    ) -> Result<(), ()> {
         let ended = match read {
-            Ok(Some(message)) => match self.route(message, mine) {
-                Ok(Some(reply)) => return Routed::Mine(reply),
-                Ok(None) => return Routed::Delivered,
-                Err(ended) => ended,
+            Ok(Some(message)) => match conversation.receive(message) {
+                ClientEvent::Answer(answer) => {
+                    // An answer nobody waits for belongs to a call that was cancelled or
+                    // timed out, and is dropped.
+                    self.pending.complete(answer, reading_for);
+                    return Ok(());
+                }
+                ClientEvent::Send(pong) => {
+                    // A failed send has already ended the connection.
+                    let _ = self.writer.send(pong);
+                    return Ok(());
+                }
+                ClientEvent::Nothing => return Ok(()),
+                ClientEvent::Ended(closing) => Ended::from(closing),
             },
             Ok(None) => Ended::Lost("the daemon closed the connection".into()),
             Err(error) => read_error(error),
         };
         tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
         self.pending.end(ended);
-        Routed::Ended
+        Err(())
     }
 
     /// Waits for the reply to `request_id`, registered in `pending`. While no other caller
-    /// reads the connection, this one does, routing every frame to its call: a lone caller
-    /// reads its own reply, with no hand-off between tasks.
-    pub(crate) async fn receive(&self, request_id: u64) -> Result<Message, Error> {
+    /// reads the connection, this one does, for everyone: a lone caller reads its own reply,
+    /// with no hand-off between tasks.
+    async fn receive(&self, request_id: u64) -> Result<Message, Error> {
         // Nobody reading, the common case: read at once.
         if let Some(reader) = self.reader.try_lock() {
             return self.read_until_delivered(reader, request_id).await;
@@ -198,102 +251,56 @@ impl Link {
         std::future::poll_fn(|cx| self.pending.poll_reply(request_id, cx)).await
     }
 
-    /// Reads for everyone until the reply to `request_id` arrives, or is delivered by the end
-    /// of the connection (a failed keepalive, say) or its deadline.
+    /// Reads for everyone until the outcome of `request_id` is known: its reply, or the end of
+    /// the connection (a failed keepalive, say), or its deadline.
     async fn read_until_delivered(
         &self,
-        mut reader: MutexGuard<'_, FrameReader<ReadHalf>>,
+        mut reader: MutexGuard<'_, Reading>,
         request_id: u64,
     ) -> Result<Message, Error> {
+        let Reading {
+            frames,
+            conversation,
+        } = &mut *reader;
         loop {
-            let routed = tokio::select! {
+            tokio::select! {
                 biased;
                 outcome = self.delivered(request_id) => return outcome,
-                read = reader.read_message() => self.handle_read(read, Some(request_id)),
-            };
-            if let Routed::Mine(message) = routed {
-                self.pending.remove(request_id);
-                return Ok(message);
-            }
-        }
-    }
-
-    /// Acts on one frame from the daemon: `Ok(Some)` for the reply to `mine`, which is left
-    /// to its reader; `Err` when the frame ends the connection.
-    fn route(&self, message: Message, mine: Option<u64>) -> Result<Option<Message>, Ended> {
-        let header = message.header;
-        let handshaken = self.handshaken.load(Ordering::Acquire);
-        match header.kind {
-            Kind::HandshakeReply if !handshaken => {
-                if header.flags.contains(Flags::FAILURE) {
-                    return Err(match decode_remote_error(self.format, &message.body) {
-                        Ok(refusal) => Ended::Refused(refusal),
-                        Err(error) => {
-                            Ended::Lost(format!("the daemon refused the handshake: {error}"))
-                        }
-                    });
+                read = frames.read_message() => {
+                    let _ = self.handle_read(conversation, read, Some(request_id));
                 }
-                self.handshaken.store(true, Ordering::Release);
-                Ok(None)
             }
-            // Closed before the handshake was answered: the daemon read no call (it was full,
-            // say), and says why.
-            Kind::Close if !handshaken => {
-                Err(match decode_remote_error(self.format, &message.body) {
-                    Ok(refusal) => Ended::Refused(refusal),
-                    Err(error) => Ended::Lost(format!(
-                        "the daemon closed the connection with an unreadable reason: {error}"
-                    )),
-                })
-            }
-            kind if !handshaken => Err(Ended::Protocol(ProtocolError::Unexpected {
-                kind,
-                context: "the daemon must answer the handshake first",
-            })),
-            // A reply nobody waits for belongs to a call that was cancelled or timed out.
-            Kind::Reply | Kind::Pong if mine == Some(header.request_id) => Ok(Some(message)),
-            Kind::Reply | Kind::Pong => {
-                self.pending.complete(header.request_id, message);
-                Ok(None)
-            }
-            Kind::Ping => {
-                let pong = Message::encode(
-                    Kind::Pong,
-                    Flags::NONE,
-                    header.request_id,
-                    &message.body,
-                    usize::MAX,
-                );
-                if let Ok(pong) = pong {
-                    // A failed send has already ended the connection.
-                    let _ = self.writer.send(pong);
-                }
-                Ok(None)
-            }
-            Kind::Close => Err(Ended::Lost(
-                match decode_remote_error(self.format, &message.body) {
-                    Ok(remote) => format!("the daemon closed the connection: {remote}"),
-                    Err(error) => format!(
-                        "the daemon closed the connection with an unreadable reason: {error}"
-                    ),
-                },
-            )),
-            kind => Err(Ended::Protocol(ProtocolError::Unexpected {
-                kind,
-                context: "a daemon sends only replies, pings, pongs and close after the handshake",
-            })),
         }
     }
 }
 
-/// What a read brought to the caller that made it.
-enum Routed {
-    /// A frame for another call, or none for a call.
-    Delivered,
-    /// The reply this caller waits for.
-    Mine(Message),
-    /// The connection ended.
-    Ended,
+/// A call in flight on a link; its end, however it comes (a reply, an error, the caller
+/// dropping its future), removes its entry from the pending calls, and tells the daemon to
+/// stop a cancellable call that was still waiting.
+struct InFlight<'a> {
+    link: &'a Link,
+    request_id: u64,
+    cancellable: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.link.pending.remove(self.request_id) && self.cancellable {
+            self.link.writer.cancel(self.request_id);
+        }
+    }
+}
+
+impl From<Closing> for Ended {
+    fn from(closing: Closing) -> Ended {
+        match closing {
+            Closing::Refused(refusal) => Ended::Refused(refusal),
+            Closing::Closed(reason) => {
+                Ended::Lost(format!("the daemon closed the connection: {reason}"))
+            }
+            Closing::Protocol(error) => Ended::Protocol(error),
+        }
+    }
 }
 
 /// Request ids of keepalive pings: the upper half of the id space, which a proxy's own
@@ -353,16 +360,10 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
         if !link.is_open() {
             return;
         }
-        if link.pending.insert(n, timeout, false).is_err() {
-            return;
-        }
         let Ok(ping) = Message::encode(Kind::Ping, Flags::NONE, n, &[], 0) else {
             return;
         };
-        if link.writer.send(ping).is_err() {
-            return;
-        }
-        match link.receive(n).await {
+        match link.round_trip(n, ping, false, timeout).await {
             Ok(_) => {}
             Err(Error::Timeout(_)) => {
                 tracing::debug!(target: "rpc_core::proxy", ?timeout, "keepalive ping unanswered");

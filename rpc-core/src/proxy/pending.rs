@@ -1,5 +1,19 @@
-//! Calls in flight on one connection: request id -> the sender that completes the call, and
-//! the call's deadline.
+//! Calls in flight on one connection: request id -> the call's outcome once known, the task to
+//! wake then, and the call's deadline.
+//!
+//! # A call's life
+//!
+//! ```text
+//!                     ┌──reply routed────────> replied ───┐
+//!   insert ──> waiting ──deadline passed───> timed out ──┼──taken by its caller──> removed
+//!                 │   └──connection lost───> lost ───────┘                          ^
+//!                 └──caller stops waiting (future dropped): cancelled ─────────────┘
+//! ```
+//!
+//! Whoever reads a reply off the socket hands it in with [`Pending::complete`]; the caller
+//! takes it with [`Pending::poll_reply`]. An entry is removed in one place,
+//! [`Pending::remove`], when its caller's future ends, however it ends; a call removed while
+//! still waiting was cancelled, and the daemon is told.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -44,8 +58,7 @@ impl Ended {
 /// forever.
 ///
 /// A call's reply is left in its entry and the call woken; the call takes it from there
-/// ([`poll_reply`](Pending::poll_reply)). A caller that reads its own reply off the socket
-/// removes its entry and needs nothing else.
+/// ([`poll_reply`](Pending::poll_reply)).
 ///
 /// Deadlines are kept here rather than in a timer per call: one task per connection sleeps
 /// until the earliest of them ([`next_deadline`](Pending::next_deadline)) and fails the calls
@@ -68,10 +81,20 @@ struct State {
     watched: Option<Instant>,
 }
 
+/// Where a call stands.
+#[derive(Debug)]
+enum Stage {
+    /// No outcome yet.
+    Waiting,
+    /// The reply, or why there is none, for the caller to take.
+    Settled(Result<Message, Error>),
+    /// The caller took its outcome.
+    Taken,
+}
+
 #[derive(Debug)]
 struct Waiting {
-    /// The reply, or why there is none, once it is known.
-    outcome: Option<Result<Message, Error>>,
+    stage: Stage,
     /// The task to wake when the outcome is known.
     waker: Option<Waker>,
     /// `None` for a timeout too long to be a point in time.
@@ -81,12 +104,16 @@ struct Waiting {
 }
 
 impl Waiting {
-    /// Settles the call with `outcome`, unless it is settled; the waker to wake, if any.
+    fn is_waiting(&self) -> bool {
+        matches!(self.stage, Stage::Waiting)
+    }
+
+    /// Settles the call with `outcome`, if it still waits; the waker to wake, if any.
     fn settle(&mut self, outcome: Result<Message, Error>) -> Option<Waker> {
-        if self.outcome.is_some() {
+        if !self.is_waiting() {
             return None;
         }
-        self.outcome = Some(outcome);
+        self.stage = Stage::Settled(outcome);
         self.waker.take()
     }
 }
@@ -147,7 +174,7 @@ impl Pending {
         state.calls.insert(
             request_id,
             Waiting {
-                outcome: None,
+                stage: Stage::Waiting,
                 waker: None,
                 deadline,
                 timeout,
@@ -161,8 +188,8 @@ impl Pending {
         Ok(others)
     }
 
-    /// The outcome of the call `request_id` once it is known (and the call forgotten), else
-    /// `Pending`, and the task in `cx` is woken when it is.
+    /// The outcome of the call `request_id` once it is known, else `Pending`, and the task in
+    /// `cx` is woken when it is.
     pub(crate) fn poll_reply(
         &self,
         request_id: u64,
@@ -174,9 +201,14 @@ impl Pending {
                 "the call was withdrawn before its reply arrived".into(),
             )));
         };
-        if let Some(outcome) = call.outcome.take() {
-            state.calls.remove(&request_id);
-            return Poll::Ready(outcome);
+        match std::mem::replace(&mut call.stage, Stage::Taken) {
+            Stage::Settled(outcome) => return Poll::Ready(outcome),
+            Stage::Taken => {
+                return Poll::Ready(Err(Error::ConnectionLost(
+                    "the call's outcome was taken already".into(),
+                )));
+            }
+            Stage::Waiting => call.stage = Stage::Waiting,
         }
         match &mut call.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
@@ -185,28 +217,31 @@ impl Pending {
         Poll::Pending
     }
 
-    /// Delivers a reply; false if no call waits for it (it was cancelled, or never existed).
-    pub(crate) fn complete(&self, request_id: u64, reply: Message) -> bool {
+    /// Delivers a reply to the call with its request id; false if no call waits for it (it
+    /// was cancelled, or never existed). The caller waiting for `reading_for` delivers it
+    /// while reading, and so is not woken for its own reply: it looks next.
+    pub(crate) fn complete(&self, reply: Message, reading_for: Option<u64>) -> bool {
+        let request_id = reply.header.request_id;
         let waker = {
             let mut state = self.state();
             match state.calls.get_mut(&request_id) {
-                Some(call) if call.outcome.is_none() => call.settle(Ok(reply)),
+                Some(call) if call.is_waiting() => call.settle(Ok(reply)),
                 _ => return false,
             }
         };
-        if let Some(waker) = waker {
+        if let Some(waker) = waker.filter(|_| reading_for != Some(request_id)) {
             waker.wake();
         }
         true
     }
 
-    /// Forgets a call, whose caller took its reply itself or stopped waiting; true if it was
-    /// still waiting for an outcome.
+    /// Forgets a call whose caller's future ended, however it ended; true if it was still
+    /// waiting for an outcome (so it was cancelled).
     pub(crate) fn remove(&self, request_id: u64) -> bool {
         self.state()
             .calls
             .remove(&request_id)
-            .is_some_and(|call| call.outcome.is_none())
+            .is_some_and(|call| call.is_waiting())
     }
 
     /// The earliest deadline of the waiting calls, which the caller promises to wait for;
@@ -216,7 +251,7 @@ impl Pending {
         state.watched = state
             .calls
             .values()
-            .filter(|call| call.outcome.is_none())
+            .filter(|call| call.is_waiting())
             .filter_map(|call| call.deadline)
             .min();
         state.watched
@@ -236,7 +271,7 @@ impl Pending {
         {
             let mut state = self.state();
             for (id, call) in &mut state.calls {
-                if call.outcome.is_none() && call.deadline.is_some_and(|at| at <= now) {
+                if call.is_waiting() && call.deadline.is_some_and(|at| at <= now) {
                     if call.cancellable {
                         cancellable.push(*id);
                     }
@@ -302,15 +337,15 @@ mod tests {
             outcome(&pending, 1).now_or_never().is_none(),
             "no reply yet"
         );
-        assert!(pending.complete(2, reply(2)));
-        assert!(!pending.complete(3, reply(3)));
-        assert!(!pending.complete(2, reply(2)), "a call gets one reply");
-        assert!(pending.complete(1, reply(1)));
+        assert!(pending.complete(reply(2), None));
+        assert!(!pending.complete(reply(3), None));
+        assert!(!pending.complete(reply(2), None), "a call gets one reply");
+        assert!(pending.complete(reply(1), None));
         assert_eq!(outcome(&pending, 1).await.unwrap().header.request_id, 1);
         assert_eq!(outcome(&pending, 2).await.unwrap().header.request_id, 2);
         assert!(
             !pending.remove(1) && !pending.remove(2),
-            "calls whose reply was taken are gone"
+            "a call whose reply was taken is not cancelled when it ends"
         );
     }
 
@@ -324,7 +359,7 @@ mod tests {
         };
         // Let the call register its waker before the reply comes.
         tokio::task::yield_now().await;
-        assert!(pending.complete(7, reply(7)));
+        assert!(pending.complete(reply(7), None));
         let delivered = tokio::time::timeout(Duration::from_secs(10), waiting)
             .await
             .expect("the waiting call was not woken");
@@ -352,9 +387,9 @@ mod tests {
         pending.insert(1, LONG, false).unwrap();
         assert!(pending.remove(1), "it was waiting");
         assert!(!pending.remove(1));
-        assert!(!pending.complete(1, reply(1)));
+        assert!(!pending.complete(reply(1), None));
         pending.insert(2, LONG, false).unwrap();
-        assert!(pending.complete(2, reply(2)));
+        assert!(pending.complete(reply(2), None));
         assert!(!pending.remove(2), "it had its reply: nothing to cancel");
     }
 
@@ -387,12 +422,44 @@ mod tests {
             pending.next_deadline(),
             Some(started + Duration::from_secs(5))
         );
-        assert!(pending.complete(2, reply(2)));
+        assert!(pending.complete(reply(2), None));
         assert_eq!(outcome(&pending, 2).await.unwrap().header.request_id, 2);
         // A timeout too long to be a point in time never expires.
         assert_eq!(pending.next_deadline(), None);
         assert!(pending.expire(Instant::now() + LONG).is_empty());
         assert!(pending.remove(4));
+    }
+
+    /// Counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_caller_reading_its_own_reply_is_not_woken_for_it() {
+        let pending = Pending::default();
+        let counter = std::sync::Arc::new(Counter(Default::default()));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        for id in [1, 2] {
+            pending.insert(id, LONG, false).unwrap();
+            assert!(pending.poll_reply(id, &mut cx).is_pending());
+        }
+        assert!(pending.complete(reply(1), Some(1)));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0, "its own reply");
+        assert!(pending.complete(reply(2), Some(1)));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "another's reply");
+        for id in [1, 2] {
+            assert!(matches!(
+                pending.poll_reply(id, &mut cx),
+                Poll::Ready(Ok(_))
+            ));
+            assert!(!pending.remove(id));
+        }
     }
 
     #[tokio::test(start_paused = true)]

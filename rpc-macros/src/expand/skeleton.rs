@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::ext::IdentExt;
 
 use crate::bytes;
 use crate::model::{Output, Service};
@@ -44,6 +45,18 @@ pub(super) fn expand(service: &Service) -> TokenStream {
             }
         }
     });
+    let method_infos = methods.iter().map(|method| {
+        let wire_name = &method.wire_name;
+        let params = method.args.iter().map(|arg| arg.ident.unraw().to_string());
+        let oneway = method.oneway;
+        quote! {
+            ::rpc_core::MethodInfo {
+                name: #wire_name,
+                params: &[#(#params),*],
+                oneway: #oneway,
+            }
+        }
+    });
     quote! {
         #[doc = #doc]
         #vis struct #skeleton<T> {
@@ -77,6 +90,10 @@ pub(super) fn expand(service: &Service) -> TokenStream {
                     #(#arms)*
                     _ => ::core::result::Result::Err(call.unknown_method()),
                 }
+            }
+
+            fn methods() -> &'static [::rpc_core::MethodInfo] {
+                &[#(#method_infos),*]
             }
         }
     }
