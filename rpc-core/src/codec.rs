@@ -10,7 +10,7 @@
 mod depth;
 mod error;
 
-pub use error::CodecError;
+pub use error::{CodecCause, CodecError};
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use bincode::enc::write::SizeWriter;
@@ -264,11 +264,14 @@ mod tests {
         let bomb = vec![1u8; 1_000_000];
         let error = Format::Bincode.decode::<Nest>(&bomb).unwrap_err();
         assert!(error.to_string().contains("nest deeper"), "{error}");
+        assert_eq!(error.cause(), CodecCause::TooDeep);
     }
 
     #[test]
     fn trailing_bytes_are_refused() {
-        assert!(Format::Bincode.decode::<u8>(&[1, 2]).is_err());
-        assert!(Format::Bincode.decode::<(u8, u8)>(&[1]).is_err());
+        let trailing = Format::Bincode.decode::<u8>(&[1, 2]).unwrap_err();
+        assert_eq!(trailing.cause(), CodecCause::TrailingBytes);
+        let short = Format::Bincode.decode::<(u8, u8)>(&[1]).unwrap_err();
+        assert_eq!(short.cause(), CodecCause::UnexpectedEnd);
     }
 }

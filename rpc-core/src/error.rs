@@ -1,8 +1,12 @@
 //! `Error`: everything a caller of this crate can match on, and `CallError` for methods that
 //! declare an error type of their own.
 
+mod disconnect;
+
 use std::io;
 use std::time::Duration;
+
+pub use disconnect::Disconnect;
 
 use crate::codec::CodecError;
 use crate::naming::NamingError;
@@ -44,7 +48,7 @@ pub enum Error {
     Timeout(Duration),
     /// The connection closed or failed while the call was in flight; the call may have run.
     #[error("connection lost before the reply arrived: {0}")]
-    ConnectionLost(String),
+    ConnectionLost(#[source] Disconnect),
     /// The daemon refused the connection before reading any call from it (it serves its
     /// limit of connections, or is shutting down): the call did not run, and may be tried
     /// again later or elsewhere.
@@ -107,11 +111,11 @@ pub enum Error {
     #[error(
         "no nameserver found (tried: {}); name one with RPC_NS_HOST and RPC_NS_PORT or \
          `Config::nameserver`",
-        tried.join("; ")
+        tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     NameServerNotFound {
         /// Each place tried, and why it failed.
-        tried: Vec<String>,
+        tried: Vec<NameServerAttempt>,
     },
     /// The nameserver refused a lookup or registration.
     #[error(transparent)]
@@ -122,6 +126,36 @@ pub enum Error {
     /// An object is already registered with the daemon under this id.
     #[error("an object is already registered under the id `{0}`")]
     DuplicateObject(String),
+}
+
+/// One place [`locate_ns`](crate::naming::locate_ns) looked for a nameserver, and why it found
+/// none there.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameServerAttempt {
+    /// The nameserver at this URI (configured, answering discovery, or on localhost) did not
+    /// accept a connection.
+    #[error("{uri} ({how}): {error}")]
+    Unreachable {
+        /// The nameserver's URI.
+        uri: crate::uri::Uri,
+        /// How it was found: `configured`, `answered the broadcast` or `localhost`.
+        how: &'static str,
+        /// Why connecting failed.
+        #[source]
+        error: std::sync::Arc<Error>,
+    },
+    /// Broadcast discovery found no nameserver.
+    #[error("broadcast to {targets}: {reason}")]
+    NoAnswer {
+        /// Where the requests went.
+        targets: String,
+        /// What came back instead: no answer, or answers that were not acceptable.
+        reason: String,
+    },
+    /// Broadcast discovery could not start (no socket, broadcast not allowed).
+    #[error("broadcast: {0}")]
+    Broadcast(#[source] std::sync::Arc<io::Error>),
 }
 
 impl Error {

@@ -74,11 +74,11 @@ extern crate self as rpc_core;
 
 pub use blocking::PendingCall;
 pub use call_scope::{caller_address, remaining as remaining_deadline};
-pub use codec::{CodecError, Format};
+pub use codec::{CodecCause, CodecError, Format};
 pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_NESTING_DEPTH};
 pub use daemon::{Daemon, InstanceMode};
 pub use dispatch::{Call, Dispatch, DispatchFuture, Encoded, MethodInfo};
-pub use error::{CallError, Error};
+pub use error::{CallError, Disconnect, Error, NameServerAttempt};
 pub use naming::{
     DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, Lease, ListPage, MetadataQuery,
     NAMESERVER_OBJECT_ID, NameFilter, NameServer, NameServerBlockingProxy, NameServerConfig,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use rpc_core::{CallError, Daemon, Error, Location, Proxy, Uri};
+use rpc_core::{CallError, Daemon, Error, Location, NameServerAttempt, Proxy, Uri};
 use rpc_tests::{CalcProxy, CalcSkeleton, DivError, PATIENCE, serve_calc, within};
 
 #[tokio::test]
@@ -192,8 +192,19 @@ async fn a_name_without_a_nameserver_says_what_was_tried() {
     match &error {
         Error::NameServerNotFound { tried } => {
             assert_eq!(tried.len(), 1, "{tried:?}");
-            assert!(tried[0].contains(&format!("127.0.0.1:{port}")), "{tried:?}");
-            assert!(tried[0].contains("refused"), "{tried:?}");
+            let NameServerAttempt::Unreachable { uri, how, error } = &tried[0] else {
+                panic!("expected an unreachable nameserver, got {tried:?}");
+            };
+            assert_eq!(*how, "localhost");
+            assert!(
+                uri.to_string().ends_with(&format!("@127.0.0.1:{port}")),
+                "{uri}"
+            );
+            assert!(
+                matches!(&**error, Error::Connect { source, .. }
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused),
+                "{error:?}"
+            );
         }
         other => panic!("expected NameServerNotFound, got {other:?}"),
     }

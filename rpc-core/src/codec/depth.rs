@@ -48,11 +48,12 @@ struct Wrap<T> {
     left: usize,
 }
 
+/// The message of a value that nests too deep, which `CodecError` recognises.
+pub(super) const TOO_DEEP: &str = "values nest deeper than `Config::max_nesting_depth` allows \
+    (a recursive type, or a hostile input); raise it on the receiving side if the value is genuine";
+
 fn too_deep<E: de::Error>() -> E {
-    E::custom(
-        "values nest deeper than `Config::max_nesting_depth` allows (a recursive type, or a \
-         hostile input); raise it on the receiving side if the value is genuine",
-    )
+    E::custom(TOO_DEEP)
 }
 
 macro_rules! forward {

@@ -7,12 +7,36 @@
 use bincode::error::{DecodeError, EncodeError};
 use bincode::serde::{DecodeError as SerdeDecodeError, EncodeError as SerdeEncodeError};
 
-/// Why a value could not be encoded or decoded.
+/// Why a value could not be encoded or decoded: a [`cause`](CodecError::cause) to match on,
+/// and a message that says what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}{}", hint.map(|hint| format!("; {hint}")).unwrap_or_default())]
 pub struct CodecError {
+    cause: CodecCause,
     detail: String,
     hint: Option<&'static str>,
+}
+
+/// The kind of a [`CodecError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecCause {
+    /// The type uses a serde feature this format cannot carry (`#[serde(flatten)]`, internally
+    /// tagged or untagged enums, fields by name).
+    Unsupported,
+    /// A length field claims more than the input can hold.
+    LimitExceeded,
+    /// The input ended before the value did.
+    UnexpectedEnd,
+    /// Bytes were left over after the value.
+    TrailingBytes,
+    /// A value that is not valid for its type: a variant index, a boolean, a string that is
+    /// not UTF-8.
+    InvalidValue,
+    /// The value nests deeper than `Config::max_nesting_depth`.
+    TooDeep,
+    /// The type's own `Serialize` or `Deserialize` failed, with its own message.
+    Custom,
 }
 
 /// For decoders that need a value from a tag or field name they cannot see.
@@ -27,10 +51,16 @@ const POSITIONAL: &str = "if the type skips fields when serializing \
     skipped field shifts the rest; otherwise the two sides disagree on the type";
 
 impl CodecError {
+    /// What kind of failure this is.
+    pub fn cause(&self) -> CodecCause {
+        self.cause
+    }
+
     /// A failure of the encoder.
     pub(crate) fn encoding(error: EncodeError) -> CodecError {
         match error {
             EncodeError::Serde(SerdeEncodeError::SequenceMustHaveLength) => CodecError {
+                cause: CodecCause::Unsupported,
                 detail: "a map or sequence of unknown length cannot be encoded".into(),
                 hint: Some(
                     "the type likely uses `#[serde(flatten)]`, which bincode cannot write; \
@@ -38,10 +68,12 @@ impl CodecError {
                 ),
             },
             EncodeError::OtherString(message) => CodecError {
+                cause: CodecCause::Custom,
                 detail: message,
                 hint: None,
             },
             other => CodecError {
+                cause: CodecCause::Custom,
                 detail: format!("{other:?}"),
                 hint: None,
             },
@@ -50,17 +82,20 @@ impl CodecError {
 
     /// A failure of the decoder on an input of `len` bytes.
     pub(crate) fn decoding(error: DecodeError, len: usize) -> CodecError {
-        let (detail, hint) = match error {
+        let (cause, detail, hint) = match error {
             DecodeError::LimitExceeded => (
+                CodecCause::LimitExceeded,
                 format!("a length field claims more than the limit for a {len}-byte input"),
                 None,
             ),
             DecodeError::Serde(SerdeDecodeError::AnyNotSupported)
             | DecodeError::Serde(SerdeDecodeError::IgnoredAnyNotSupported) => (
+                CodecCause::Unsupported,
                 "the type asks the decoder what comes next, which bincode cannot tell".into(),
                 Some(SELF_DESCRIBING),
             ),
             DecodeError::Serde(SerdeDecodeError::IdentifierNotSupported) => (
+                CodecCause::Unsupported,
                 "the type asks for a field or variant by name, which bincode does not carry".into(),
                 Some(
                     "the type likely is an adjacently tagged enum \
@@ -69,28 +104,44 @@ impl CodecError {
                 ),
             ),
             DecodeError::UnexpectedEnd { additional } => (
+                CodecCause::UnexpectedEnd,
                 format!("the input ended {additional} bytes before the value did"),
                 Some(POSITIONAL),
             ),
             DecodeError::UnexpectedVariant {
                 type_name, found, ..
             } => (
+                CodecCause::InvalidValue,
                 format!("{found} is not a variant of `{type_name}`"),
                 Some(POSITIONAL),
             ),
-            DecodeError::InvalidBooleanValue(value) => {
-                (format!("{value} is not a boolean"), Some(POSITIONAL))
+            DecodeError::InvalidBooleanValue(value) => (
+                CodecCause::InvalidValue,
+                format!("{value} is not a boolean"),
+                Some(POSITIONAL),
+            ),
+            DecodeError::Utf8 { inner } => (
+                CodecCause::InvalidValue,
+                format!("a string is not valid UTF-8: {inner}"),
+                None,
+            ),
+            DecodeError::OtherString(message) if message == super::depth::TOO_DEEP => {
+                (CodecCause::TooDeep, message, None)
             }
-            DecodeError::Utf8 { inner } => (format!("a string is not valid UTF-8: {inner}"), None),
-            DecodeError::OtherString(message) => (message, None),
-            other => (format!("{other:?}"), None),
+            DecodeError::OtherString(message) => (CodecCause::Custom, message, None),
+            other => (CodecCause::InvalidValue, format!("{other:?}"), None),
         };
-        CodecError { detail, hint }
+        CodecError {
+            cause,
+            detail,
+            hint,
+        }
     }
 
     /// Bytes left over after a whole value.
     pub(crate) fn trailing(count: usize) -> CodecError {
         CodecError {
+            cause: CodecCause::TrailingBytes,
             detail: format!("{count} unexpected bytes after the value"),
             hint: Some(POSITIONAL),
         }
@@ -103,6 +154,7 @@ mod tests {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Serialize};
 
+    use super::{CodecCause, CodecError};
     use crate::codec::Format;
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -143,13 +195,21 @@ mod tests {
         inner: Inner,
     }
 
-    /// The message of the round trip's failure.
-    fn failure<T: Serialize + DeserializeOwned + std::fmt::Debug>(value: T) -> String {
+    /// The round trip's failure.
+    fn round_trip_error<T: Serialize + DeserializeOwned + std::fmt::Debug>(value: T) -> CodecError {
         let mut buf = BytesMut::new();
         match Format::Bincode.encode_into(&value, &mut buf) {
-            Err(error) => error.to_string(),
-            Ok(()) => Format::Bincode.decode::<T>(&buf).unwrap_err().to_string(),
+            Err(error) => error,
+            Ok(()) => Format::Bincode.decode::<T>(&buf).unwrap_err(),
         }
+    }
+
+    fn failure<T: Serialize + DeserializeOwned + std::fmt::Debug>(value: T) -> String {
+        round_trip_error(value).to_string()
+    }
+
+    fn cause<T: Serialize + DeserializeOwned + std::fmt::Debug>(value: T) -> CodecCause {
+        round_trip_error(value).cause()
     }
 
     #[test]
@@ -160,6 +220,15 @@ mod tests {
             c: 3,
         });
         assert!(skipped.contains("skip_serializing_if"), "{skipped}");
+        assert_eq!(
+            cause(Skipping {
+                a: 1,
+                b: None,
+                c: 3
+            }),
+            CodecCause::InvalidValue
+        );
+        assert_eq!(cause(Internal::A { x: 1 }), CodecCause::Unsupported);
         assert!(!skipped.contains("UnexpectedVariant"), "{skipped}");
         let internal = failure(Internal::A { x: 1 });
         assert!(internal.contains("internally tagged"), "{internal}");

@@ -1,11 +1,12 @@
 //! `locate_ns()`: finds a nameserver by configuration, broadcast, then localhost.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::net::UdpSocket;
 
 use super::{DISCOVERY_REQUEST, NAMESERVER_OBJECT_ID, NameServerConfig, NameServerProxy};
+use crate::error::NameServerAttempt;
 use crate::{Config, Error, Location, Proxy, Uri};
 
 /// Finds a nameserver and returns a connected proxy to it.
@@ -29,7 +30,7 @@ pub async fn locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
         return connect(&uri, config)
             .await
             .map_err(|error| Error::NameServerNotFound {
-                tried: vec![format!("{uri} (configured): {error}")],
+                tried: vec![unreachable(uri, "configured", error)],
             });
     }
     let mut tried = Vec::new();
@@ -42,9 +43,17 @@ pub async fn locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
     match connect(&local, config).await {
         Ok(proxy) => Ok(proxy),
         Err(error) => {
-            tried.push(format!("{local}: {error}"));
+            tried.push(unreachable(local, "localhost", error));
             Err(Error::NameServerNotFound { tried })
         }
+    }
+}
+
+fn unreachable(uri: Uri, how: &'static str, error: Error) -> NameServerAttempt {
+    NameServerAttempt::Unreachable {
+        uri,
+        how,
+        error: Arc::new(error),
     }
 }
 
@@ -110,7 +119,7 @@ pub(crate) async fn connect(uri: &Uri, config: &Config) -> Result<NameServerProx
 async fn discover(
     settings: &NameServerConfig,
     config: &Config,
-    tried: &mut Vec<String>,
+    tried: &mut Vec<NameServerAttempt>,
 ) -> Option<NameServerProxy> {
     let mut discovery = match Discovery::start(settings).await {
         Ok(discovery) => discovery,
@@ -122,7 +131,7 @@ async fn discover(
     while let Some(uri) = discovery.next_answer().await {
         match connect(&uri, config).await {
             Ok(proxy) => return Some(proxy),
-            Err(error) => tried.push(format!("{uri} (answered the broadcast): {error}")),
+            Err(error) => tried.push(unreachable(uri, "answered the broadcast", error)),
         }
     }
     if discovery.answered.is_empty() {
@@ -153,7 +162,7 @@ struct Discovery<'a> {
 }
 
 impl<'a> Discovery<'a> {
-    async fn start(settings: &'a NameServerConfig) -> Result<Discovery<'a>, String> {
+    async fn start(settings: &'a NameServerConfig) -> Result<Discovery<'a>, NameServerAttempt> {
         let port = settings.broadcast_port();
         let targets: Vec<SocketAddr> = settings
             .broadcast_addresses()
@@ -165,7 +174,7 @@ impl<'a> Discovery<'a> {
             settings,
             socket: UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
                 .await
-                .map_err(|error| format!("broadcast: {error}"))?,
+                .map_err(|error| NameServerAttempt::Broadcast(Arc::new(error)))?,
             targets,
             rounds_left: settings.broadcast_rounds.max(1),
             deadline: None,
@@ -175,7 +184,7 @@ impl<'a> Discovery<'a> {
         discovery
             .socket
             .set_broadcast(true)
-            .map_err(|error| discovery.failure_with(&error.to_string()))?;
+            .map_err(|error| NameServerAttempt::Broadcast(Arc::new(error)))?;
         Ok(discovery)
     }
 
@@ -224,21 +233,20 @@ impl<'a> Discovery<'a> {
     }
 
     /// What was tried and why it found nothing.
-    fn failure(&self) -> String {
-        self.failure_with(&self.last_error)
-    }
-
-    fn failure_with(&self, reason: &str) -> String {
-        format!(
-            "broadcast to {} ({} rounds of {:?}): {reason}",
-            self.targets
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.settings.broadcast_rounds,
-            self.settings.broadcast_timeout,
-        )
+    fn failure(&self) -> NameServerAttempt {
+        NameServerAttempt::NoAnswer {
+            targets: format!(
+                "{} ({} rounds of {:?})",
+                self.targets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.settings.broadcast_rounds,
+                self.settings.broadcast_timeout,
+            ),
+            reason: self.last_error.clone(),
+        }
     }
 }
 

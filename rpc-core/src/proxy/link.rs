@@ -18,9 +18,10 @@ use super::socket::{ReadHalf, WriteHalf};
 use super::writer::Writer;
 use crate::codec::Format;
 use crate::connection::{FrameReader, ReadError};
+use crate::error::{Disconnect, Error};
 use crate::protocol::conversation::{ClientConversation, ClientEvent, Closing};
 use crate::protocol::{Flags, Kind, Message, RemoteError};
-use crate::{Config, Error, Location};
+use crate::{Config, Location};
 
 /// An open, handshaken connection to one object at a daemon.
 pub(crate) struct Link {
@@ -223,7 +224,7 @@ impl Link {
                 ClientEvent::Nothing => return Ok(()),
                 ClientEvent::Ended(closing) => Ended::from(closing),
             },
-            Ok(None) => Ended::Lost("the daemon closed the connection".into()),
+            Ok(None) => Ended::Lost(Disconnect::Closed),
             Err(error) => read_error(error),
         };
         tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
@@ -295,9 +296,7 @@ impl From<Closing> for Ended {
     fn from(closing: Closing) -> Ended {
         match closing {
             Closing::Refused(refusal) => Ended::Refused(refusal),
-            Closing::Closed(reason) => {
-                Ended::Lost(format!("the daemon closed the connection: {reason}"))
-            }
+            Closing::Closed(reason) => Ended::Lost(Disconnect::ClosedBecause(reason)),
             Closing::Protocol(error) => Ended::Protocol(error),
         }
     }
@@ -367,9 +366,8 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
             Ok(_) => {}
             Err(Error::Timeout(_)) => {
                 tracing::debug!(target: "rpc_core::proxy", ?timeout, "keepalive ping unanswered");
-                link.pending.end(Ended::Lost(format!(
-                    "the daemon did not answer a keepalive ping within {timeout:?} (see `Config::keepalive_timeout`)"
-                )));
+                link.pending
+                    .end(Ended::Lost(Disconnect::KeepaliveUnanswered(timeout)));
                 return;
             }
             Err(_) => return,
@@ -380,7 +378,7 @@ async fn keep_alive(link: Weak<Link>, interval: Duration, timeout: Duration) {
 fn read_error(error: ReadError) -> Ended {
     match error {
         ReadError::Protocol(error) => Ended::Protocol(error),
-        ReadError::Io(error) => Ended::Lost(error.to_string()),
+        ReadError::Io(error) => Ended::Lost(Disconnect::Read(Arc::new(error))),
     }
 }
 

@@ -25,14 +25,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::Error;
+use crate::error::{Disconnect, Error};
 use crate::protocol::{Message, ProtocolError, RemoteError};
 
 /// Why a connection ended; turned into an [`Error`] for each call it fails.
 #[derive(Debug, Clone)]
 pub(crate) enum Ended {
     /// The socket closed or failed.
-    Lost(String),
+    Lost(Disconnect),
     /// The daemon broke the protocol, or sent a frame over our limit.
     Protocol(ProtocolError),
     /// The daemon refused the connection or its handshake (an unknown object, a full
@@ -197,17 +197,11 @@ impl Pending {
     ) -> Poll<Result<Message, Error>> {
         let mut state = self.state();
         let Some(call) = state.calls.get_mut(&request_id) else {
-            return Poll::Ready(Err(Error::ConnectionLost(
-                "the call was withdrawn before its reply arrived".into(),
-            )));
+            unreachable!("a call is polled only between its insert and its removal");
         };
         match std::mem::replace(&mut call.stage, Stage::Taken) {
             Stage::Settled(outcome) => return Poll::Ready(outcome),
-            Stage::Taken => {
-                return Poll::Ready(Err(Error::ConnectionLost(
-                    "the call's outcome was taken already".into(),
-                )));
-            }
+            Stage::Taken => unreachable!("a call's outcome is taken once: its caller returns"),
             Stage::Waiting => call.stage = Stage::Waiting,
         }
         match &mut call.waker {
@@ -370,10 +364,11 @@ mod tests {
     async fn ending_fails_every_call_and_refuses_new_ones() {
         let pending = Pending::default();
         pending.insert(1, LONG, false).unwrap();
-        pending.end(Ended::Lost("gone".into()));
-        assert!(
-            matches!(outcome(&pending, 1).await, Err(Error::ConnectionLost(reason)) if reason == "gone")
-        );
+        pending.end(Ended::Lost(Disconnect::Closed));
+        assert!(matches!(
+            outcome(&pending, 1).await,
+            Err(Error::ConnectionLost(Disconnect::Closed))
+        ));
         assert!(matches!(
             pending.insert(2, LONG, false),
             Err(Error::ConnectionLost(_))

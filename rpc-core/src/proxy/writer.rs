@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use super::pending::{Ended, Pending};
 use super::socket::WriteHalf;
-use crate::Error;
 use crate::connection::Outgoing;
+use crate::error::{Disconnect, Error};
 use crate::protocol::{Flags, Kind, Message};
 
 #[derive(Debug)]
@@ -29,7 +29,8 @@ struct State {
     outgoing: Outgoing,
     /// The background task owns the queue until it has written everything.
     draining: bool,
-    failed: bool,
+    /// Why writing failed, once it has.
+    failed: Option<Disconnect>,
 }
 
 impl Writer {
@@ -71,10 +72,8 @@ impl Writer {
     /// The state, with `frame` queued in order, unless the connection has failed.
     fn queue(&self, frame: BytesMut) -> Result<MutexGuard<'_, State>, Error> {
         let mut state = self.state();
-        if state.failed {
-            return Err(Error::ConnectionLost(
-                "writing to the daemon failed earlier".into(),
-            ));
+        if let Some(failed) = &state.failed {
+            return Err(Error::ConnectionLost(failed.clone()));
         }
         state.outgoing.push(frame);
         Ok(state)
@@ -110,12 +109,8 @@ impl Writer {
             .outgoing
             .try_write_with(|slices| self.half.try_write_vectored(slices))
         {
-            state.failed = true;
             drop(state);
-            self.pending.end(Ended::Lost(format!(
-                "writing to the daemon failed: {error}"
-            )));
-            return Err(Error::ConnectionLost(error.to_string()));
+            return Err(Error::ConnectionLost(self.fail(error)));
         }
         if !state.outgoing.is_empty() {
             state.draining = true;
@@ -133,7 +128,7 @@ impl Writer {
             tokio::task::yield_now().await;
             loop {
                 if let Err(error) = self.half.writable().await {
-                    self.fail(error);
+                    let _ = self.fail(error);
                     return;
                 }
                 let mut state = self.state();
@@ -148,7 +143,7 @@ impl Writer {
                     Ok(_) => {}
                     Err(error) => {
                         drop(state);
-                        self.fail(error);
+                        let _ = self.fail(error);
                         return;
                     }
                 }
@@ -156,10 +151,11 @@ impl Writer {
         }
     }
 
-    fn fail(&self, error: std::io::Error) {
-        self.state().failed = true;
-        self.pending.end(Ended::Lost(format!(
-            "writing to the daemon failed: {error}"
-        )));
+    /// Ends the connection for a failed write; why.
+    fn fail(&self, error: std::io::Error) -> Disconnect {
+        let failed = Disconnect::Write(Arc::new(error));
+        self.state().failed = Some(failed.clone());
+        self.pending.end(Ended::Lost(failed.clone()));
+        failed
     }
 }
