@@ -5,7 +5,7 @@ pub use serde_bytes;
 
 pub use crate::blocking::{block_on, start};
 
-use crate::{CallError, Error};
+use crate::error::{CallError, Error};
 
 /// Flattens the result of a call to a method declared as returning `Result<T, E>`.
 pub fn method_result<T, E>(result: Result<Result<T, E>, Error>) -> Result<T, CallError<E>> {

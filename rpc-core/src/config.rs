@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::NameServerConfig;
+use crate::naming::NameServerConfig;
 use crate::protocol::HEADER_LEN;
 
 /// The default limit on one message, header included: 8 MiB, as tarpc (gRPC uses 4 MiB).

@@ -27,11 +27,13 @@ use registry::{Object, Registry};
 use shutdown::Shutdown;
 
 use crate::codec::Format;
+use crate::config::Config;
 use crate::connection::Budget;
 use crate::dispatch::{Dispatch, MethodInfo};
+use crate::error::Error;
 use crate::protocol::conversation::DaemonConversation;
 use crate::uri::validate_id;
-use crate::{Config, Error, Location, Uri};
+use crate::uri::{Location, Uri};
 
 /// How long the accept loop pauses after an accept error (such as running out of file
 /// descriptors), so a persistent error does not spin a core.

@@ -81,11 +81,12 @@ pub use dispatch::{Call, Dispatch, DispatchFuture, Encoded, MethodInfo};
 pub use error::{CallError, Disconnect, Error, NameServerAttempt};
 pub use naming::{
     DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, Lease, ListPage, MetadataQuery,
-    NAMESERVER_OBJECT_ID, NameFilter, NameServer, NameServerBlockingProxy, NameServerConfig,
-    NameServerProxy, NameServerSkeleton, NamingError, Registration, locate_ns, new_owner_token,
+    NAMESERVER_OBJECT_ID, NameFilter, NameResolver, NameServer, NameServerBlockingProxy,
+    NameServerConfig, NameServerProxy, NameServerSkeleton, NamingError, Registration, locate_ns,
+    new_owner_token,
 };
 pub use protocol::RemoteError;
-pub use proxy::Proxy;
+pub use proxy::{Proxy, Resolve, ResolveFuture};
 pub use uri::{HostPort, IdError, Location, Uri, UriError, validate_id};
 
 /// Turns a trait into a remote service: a client proxy, a blocking proxy and a server skeleton.

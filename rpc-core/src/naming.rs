@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub use lease::{Lease, new_owner_token};
 pub use locate::locate_ns;
-pub(crate) use resolve::resolve;
+pub use resolve::NameResolver;
 
-use crate::Uri;
+use crate::uri::Uri;
 
 /// The object id of the nameserver in its daemon, as in Pyro.
 pub const NAMESERVER_OBJECT_ID: &str = "Pyro.NameServer";

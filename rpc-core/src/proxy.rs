@@ -2,6 +2,7 @@
 
 mod link;
 mod pending;
+mod resolver;
 mod socket;
 mod writer;
 
@@ -14,10 +15,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use link::{Link, decode_remote_error};
+pub use resolver::{Resolve, ResolveFuture};
 
 use crate::call_scope;
+use crate::config::Config;
+use crate::error::Error;
 use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message};
-use crate::{Config, Error, Uri};
+use crate::uri::Uri;
 
 /// A handle to a remote object, untyped: method names and argument tuples.
 ///
@@ -30,6 +34,10 @@ use crate::{Config, Error, Uri};
 /// next call connects again. A call is never retried behind the caller's back.
 ///
 /// A proxy serializes as its URI, so it can be passed to and returned from remote methods.
+///
+/// A proxy turns its URI into addresses with the [`Resolve`] it is given. [`Proxy::new`] and
+/// [`Proxy::with_config`] give it a fresh [`NameResolver`](crate::NameResolver), and are
+/// defined with it, in the naming layer: this module knows nothing of nameservers.
 #[derive(Clone)]
 pub struct Proxy {
     shared: Arc<Shared>,
@@ -39,6 +47,7 @@ pub struct Proxy {
 struct Shared {
     uri: Uri,
     config: Config,
+    resolver: Arc<dyn Resolve>,
     /// The open connection, if any. Held only to clone or replace the `Arc`.
     link: Mutex<Option<Arc<Link>>>,
     /// Serialises connecting, so concurrent first calls open one connection, not many.
@@ -47,18 +56,15 @@ struct Shared {
 }
 
 impl Proxy {
-    /// A proxy for `uri` with the default [`Config`]. Does not connect yet.
-    pub fn new(uri: Uri) -> Proxy {
-        Proxy::with_config(uri, Config::default())
-    }
-
-    /// A proxy for `uri` with the given [`Config`]. Does not connect yet.
-    pub fn with_config(uri: Uri, config: Config) -> Proxy {
+    /// A proxy for `uri` with the given [`Config`], whose names `resolver` resolves at every
+    /// (re)connect. Does not connect yet.
+    pub fn with_resolver(uri: Uri, config: Config, resolver: Arc<dyn Resolve>) -> Proxy {
         let timeout = config.call_timeout;
         Proxy {
             shared: Arc::new(Shared {
                 uri,
                 config,
+                resolver,
                 link: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
                 next_request: AtomicU64::new(1),
@@ -214,11 +220,11 @@ impl Proxy {
             return Ok(link);
         }
         // Names resolve at every (re)connect, so a worker restarted elsewhere is found.
-        let candidates = Box::pin(crate::naming::resolve(
-            &self.shared.uri,
-            &self.shared.config,
-        ))
-        .await?;
+        let candidates = self
+            .shared
+            .resolver
+            .resolve(&self.shared.uri, &self.shared.config)
+            .await?;
         let link = connect_to_one(&candidates, &self.shared.config).await?;
         *self
             .shared

@@ -742,3 +742,44 @@ async fn one_client_address_cannot_fill_the_registry() {
         .unwrap();
     assert_eq!(names.count().await.unwrap(), 4);
 }
+
+/// Resolves every URI to one direct URI, and counts how often it was asked.
+#[derive(Debug)]
+struct Fixed {
+    to: rpc_core::Uri,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl rpc_core::Resolve for Fixed {
+    fn resolve<'a>(
+        &'a self,
+        _uri: &'a rpc_core::Uri,
+        _config: &'a Config,
+    ) -> rpc_core::ResolveFuture<'a> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { Ok(vec![self.to.clone()]) })
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_resolves_names_with_the_resolver_it_is_given() {
+    let (_daemon, direct, _) = serve_calc().await;
+    let resolver = std::sync::Arc::new(Fixed {
+        to: direct.proxy().uri().clone(),
+        asked: Default::default(),
+    });
+    // No nameserver runs: only the resolver can turn this name into an address.
+    let proxy = Proxy::with_resolver(
+        "PYRONAME:no.such.nameserver.knows.this".parse().unwrap(),
+        Config::default(),
+        resolver.clone(),
+    );
+    let calc = CalcProxy::from_proxy(proxy);
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    assert_eq!(calc.add(3, 4).await.unwrap(), 7);
+    assert_eq!(
+        resolver.asked.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "resolved once, at the connect"
+    );
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use crate::Config;
+use crate::config::Config;
 use crate::protocol::RemoteError;
 
 /// The least time between two warnings of the accept loop; the ones in between are counted

@@ -209,7 +209,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::{Call, DispatchFuture};
+    use crate::dispatch::{Call, DispatchFuture};
 
     struct Nothing;
 

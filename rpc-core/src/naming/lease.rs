@@ -2,14 +2,17 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use super::NameFilter;
-use super::locate::cached_locate_ns;
+use super::locate::Located;
 use super::resolve::naming;
-use crate::{Config, Error, Uri};
+use crate::config::Config;
+use crate::error::Error;
+use crate::uri::Uri;
 
 /// A registration that a background task renews until the lease is removed or dropped.
 ///
@@ -52,6 +55,8 @@ pub struct Lease {
     /// Whether the name holds other instances than this one.
     shared: bool,
     config: Config,
+    /// The nameserver it renews with, located at the start.
+    located: Arc<Located>,
     renewing: JoinHandle<()>,
 }
 
@@ -86,6 +91,7 @@ impl Lease {
     ) -> Result<Lease, Error> {
         let renewal = Renewal {
             config: config.clone(),
+            located: Arc::default(),
             name: name.to_owned(),
             uri,
             metadata,
@@ -116,6 +122,7 @@ impl Lease {
     ) -> Result<Lease, Error> {
         let renewal = Renewal {
             config: config.clone(),
+            located: Arc::default(),
             name: name.to_owned(),
             uri,
             metadata,
@@ -135,6 +142,7 @@ impl Lease {
             uri: renewal.uri.clone(),
             shared: renewal.shared,
             config: renewal.config.clone(),
+            located: renewal.located.clone(),
             renewing: tokio::spawn(renewal.keep_renewing()),
         })
     }
@@ -151,7 +159,7 @@ impl Lease {
     /// If the nameserver cannot be reached; the registration then expires by itself.
     pub async fn remove(self) -> Result<(), Error> {
         self.renewing.abort();
-        let ns = cached_locate_ns(&self.config).await?;
+        let ns = self.located.locate(&self.config).await?;
         if self.shared {
             ns.remove_instance(
                 self.name.clone(),
@@ -190,6 +198,8 @@ pub fn new_owner_token() -> String {
 /// What the renewing task needs.
 struct Renewal {
     config: Config,
+    /// The nameserver the lease renews with, shared with its `Lease`.
+    located: Arc<Located>,
     name: String,
     uri: Uri,
     metadata: BTreeSet<String>,
@@ -201,7 +211,7 @@ struct Renewal {
 
 impl Renewal {
     async fn renew(&self) -> Result<(), Error> {
-        let ns = cached_locate_ns(&self.config).await?;
+        let ns = self.located.locate(&self.config).await?;
         let (name, uri, metadata) = (self.name.clone(), self.uri.clone(), self.metadata.clone());
         let renewed = if self.shared {
             ns.register_instance(
@@ -227,7 +237,7 @@ impl Renewal {
             ticks.tick().await;
             if let Err(error) = self.renew().await {
                 // A nameserver that restarted or moved: locate one afresh and try once more.
-                super::locate::forget_ns(&self.config);
+                self.located.forget(&self.config);
                 if let Err(again) = self.renew().await {
                     tracing::warn!(target: "rpc_core::naming", name = %self.name, %error, %again, "lease renewal failed; retrying at the next tick");
                 }

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::UdpSocket;
 
 use super::{DISCOVERY_REQUEST, NAMESERVER_OBJECT_ID, NameServerConfig, NameServerProxy};
+use crate::config::Config;
+use crate::error::Error;
 use crate::error::NameServerAttempt;
-use crate::{Config, Error, Location, Proxy, Uri};
+use crate::proxy::Proxy;
+use crate::uri::{Location, Uri};
 
 /// Finds a nameserver and returns a connected proxy to it.
 ///
@@ -57,38 +60,44 @@ fn unreachable(uri: Uri, how: &'static str, error: Error) -> NameServerAttempt {
     }
 }
 
-/// Nameservers located earlier, by the configuration that found them. Resolving a name then
-/// costs one lookup on an open connection instead of a new connection each time.
-static LOCATED: Mutex<Vec<(Config, NameServerProxy)>> = Mutex::new(Vec::new());
+/// Nameservers located earlier, by the configuration that found them: resolving a name then
+/// costs one lookup on an open connection instead of a new connection each time. Each owner
+/// (a resolver, a lease) keeps its own; nothing is cached for the whole process.
+#[derive(Debug, Default)]
+pub(crate) struct Located {
+    known: Mutex<Vec<(Config, NameServerProxy)>>,
+}
 
-/// How many configurations the cache remembers; the oldest is forgotten first.
+/// How many configurations a cache remembers; the oldest is forgotten first.
 const LOCATED_CAPACITY: usize = 16;
 
-fn located() -> MutexGuard<'static, Vec<(Config, NameServerProxy)>> {
-    LOCATED.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The nameserver for `config`: the one located before, or a newly located one.
-pub(crate) async fn cached_locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
-    let key = cache_key(config);
-    if let Some((_, proxy)) = located().iter().find(|(known, _)| *known == key) {
-        return Ok(proxy.clone());
+impl Located {
+    fn known(&self) -> MutexGuard<'_, Vec<(Config, NameServerProxy)>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    let proxy = locate_ns(config).await?;
-    let mut cache = located();
-    cache.retain(|(known, _)| *known != key);
-    if cache.len() >= LOCATED_CAPACITY {
-        cache.remove(0);
-    }
-    cache.push((key, proxy.clone()));
-    Ok(proxy)
-}
 
-/// Forgets the nameserver located for `config`, after it failed, so the next resolution
-/// locates one afresh.
-pub(crate) fn forget_ns(config: &Config) {
-    let key = cache_key(config);
-    located().retain(|(known, _)| *known != key);
+    /// The nameserver for `config`: the one located before, or a newly located one.
+    pub(crate) async fn locate(&self, config: &Config) -> Result<NameServerProxy, Error> {
+        let key = cache_key(config);
+        if let Some((_, proxy)) = self.known().iter().find(|(known, _)| *known == key) {
+            return Ok(proxy.clone());
+        }
+        let proxy = locate_ns(config).await?;
+        let mut known = self.known();
+        known.retain(|(seen, _)| *seen != key);
+        if known.len() >= LOCATED_CAPACITY {
+            known.remove(0);
+        }
+        known.push((key, proxy.clone()));
+        Ok(proxy)
+    }
+
+    /// Forgets the nameserver located for `config`, after it failed, so the next call to
+    /// [`locate`](Self::locate) locates one afresh.
+    pub(crate) fn forget(&self, config: &Config) {
+        let key = cache_key(config);
+        self.known().retain(|(known, _)| *known != key);
+    }
 }
 
 /// What decides which nameserver `locate_ns` finds: the configuration, with the environment

@@ -3,31 +3,81 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 
-use super::locate::{cached_locate_ns, connect, discover_all, forget_ns};
-use super::{DEFAULT_NS_PORT, MetadataQuery, NameServerConfig, NameServerProxy, NamingError};
-use crate::{CallError, Config, Error, HostPort, Uri};
+use std::sync::Arc;
 
-/// The direct URIs that `uri` stands for now, in the order to try them: every instance of a
-/// `PYRONAME:` name, starting where the nameserver's round robin is, or one object of each
-/// name a `PYROMETA:` query matches, starting at a random one. Never empty.
-pub(crate) async fn resolve(uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
-    let resolved = resolve_once(uri, config).await;
-    match resolved {
-        // The nameserver located earlier is gone: locate one afresh, once. Lookups are
-        // idempotent, so asking again is safe.
-        Err(error) if error.is_communication() => {
-            forget_ns(&nameserver_config(uri, config));
-            resolve_once(uri, config).await
+use super::locate::{Located, connect, discover_all};
+use super::{DEFAULT_NS_PORT, MetadataQuery, NameServerConfig, NameServerProxy, NamingError};
+use crate::config::Config;
+use crate::error::{CallError, Error};
+use crate::proxy::{Proxy, Resolve, ResolveFuture};
+use crate::uri::{HostPort, Uri};
+
+/// Resolves `PYRONAME:` and `PYROMETA:` URIs through a nameserver, which it locates once and
+/// keeps (per configuration) until it fails. `PYRO:` URIs stand for themselves.
+///
+/// Clones share what they located: give one resolver to many proxies with
+/// [`Proxy::with_resolver`](crate::Proxy::with_resolver), and only the first locates the
+/// nameserver.
+#[derive(Debug, Clone, Default)]
+pub struct NameResolver {
+    located: Arc<Located>,
+}
+
+impl NameResolver {
+    /// A resolver that has located nothing yet.
+    pub fn new() -> NameResolver {
+        NameResolver::default()
+    }
+
+    /// The direct URIs that `uri` stands for now, in the order to try them: every instance of
+    /// a `PYRONAME:` name, starting where the nameserver's round robin is, or one object of
+    /// each name a `PYROMETA:` query matches, starting at a random one. Never empty.
+    async fn resolve_uri(&self, uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
+        let resolved = self.resolve_once(uri, config).await;
+        match resolved {
+            // The nameserver located earlier is gone: locate one afresh, once. Lookups are
+            // idempotent, so asking again is safe.
+            Err(error) if error.is_communication() => {
+                self.located.forget(&nameserver_config(uri, config));
+                self.resolve_once(uri, config).await
+            }
+            other => other,
         }
-        other => other,
+    }
+
+    async fn resolve_once(&self, uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
+        if let Uri::Direct { .. } = uri {
+            return Ok(vec![uri.clone()]);
+        }
+        let ns = self.located.locate(&nameserver_config(uri, config)).await?;
+        ask_all(ns, uri, config).await
     }
 }
 
-async fn resolve_once(uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
-    if let Uri::Direct { .. } = uri {
-        return Ok(vec![uri.clone()]);
+/// The constructors of [`Proxy`] that resolve names through a nameserver: they live here, in
+/// the naming layer, which supplies the resolver; the proxy itself only knows [`Resolve`].
+impl Proxy {
+    /// A proxy for `uri` with the default [`Config`]. Does not connect yet.
+    pub fn new(uri: Uri) -> Proxy {
+        Proxy::with_config(uri, Config::default())
     }
-    let ns = nameserver_for(uri, config).await?;
+
+    /// A proxy for `uri` with the given [`Config`], resolving names with a fresh
+    /// [`NameResolver`]. Does not connect yet.
+    pub fn with_config(uri: Uri, config: Config) -> Proxy {
+        Proxy::with_resolver(uri, config, Arc::new(NameResolver::new()))
+    }
+}
+
+impl Resolve for NameResolver {
+    fn resolve<'a>(&'a self, uri: &'a Uri, config: &'a Config) -> ResolveFuture<'a> {
+        Box::pin(self.resolve_uri(uri, config))
+    }
+}
+
+/// What the located nameserver `ns` has for `uri`, asking the other nameservers that answer
+/// discovery when it has nothing and it was found by broadcast.
+async fn ask_all(ns: NameServerProxy, uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
     let answer = ask(&ns, uri).await;
     let settings = nameserver_config(uri, config).nameserver;
     let found_by_broadcast = settings.host().is_none() && settings.broadcast;
@@ -84,11 +134,6 @@ async fn ask(ns: &NameServerProxy, uri: &Uri) -> Result<Vec<Uri>, Error> {
         });
     }
     Ok(candidates)
-}
-
-/// The nameserver a URI names (`@host:port`), or else the one `locate_ns` finds.
-async fn nameserver_for(uri: &Uri, config: &Config) -> Result<NameServerProxy, Error> {
-    cached_locate_ns(&nameserver_config(uri, config)).await
 }
 
 /// `config`, pointed at the nameserver that `uri` names, if it names one.

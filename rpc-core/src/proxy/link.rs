@@ -17,11 +17,12 @@ use super::pending::{Ended, Pending};
 use super::socket::{ReadHalf, WriteHalf};
 use super::writer::Writer;
 use crate::codec::Format;
+use crate::config::Config;
 use crate::connection::{FrameReader, ReadError};
 use crate::error::{Disconnect, Error};
 use crate::protocol::conversation::{ClientConversation, ClientEvent, Closing};
 use crate::protocol::{Flags, Kind, Message, RemoteError};
-use crate::{Config, Location};
+use crate::uri::Location;
 
 /// An open, handshaken connection to one object at a daemon.
 pub(crate) struct Link {
