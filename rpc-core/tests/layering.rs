@@ -46,40 +46,40 @@ fn imports_from_the_root(line: &str) -> bool {
     })
 }
 
-#[test]
-fn modules_import_from_the_module_that_defines_a_thing() {
-    let mut offenders = Vec::new();
-    for path in sources(&src()) {
+/// The code lines of `files` that `breaks` a rule, as `path:line: code`.
+fn offenders(files: Vec<PathBuf>, breaks: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in files {
         for (n, line) in code_lines(&path) {
-            if imports_from_the_root(&line) {
-                offenders.push(format!("{}:{n}: {}", path.display(), line.trim()));
+            if breaks(&line) {
+                found.push(format!("{}:{n}: {}", path.display(), line.trim()));
             }
         }
     }
+    found
+}
+
+#[test]
+fn modules_import_from_the_module_that_defines_a_thing() {
+    let found = offenders(sources(&src()), imports_from_the_root);
     assert!(
-        offenders.is_empty(),
+        found.is_empty(),
         "imports through the crate root:\n{}",
-        offenders.join("\n")
+        found.join("\n")
     );
 }
 
 #[test]
 fn the_proxy_does_not_reach_into_naming_or_the_daemon() {
-    let proxy = src().join("proxy");
-    let mut files = sources(&proxy);
+    let mut files = sources(&src().join("proxy"));
     files.push(src().join("proxy.rs"));
-    let mut offenders = Vec::new();
-    for path in files {
-        for (n, line) in code_lines(&path) {
-            if line.contains("crate::naming") || line.contains("crate::daemon") {
-                offenders.push(format!("{}:{n}: {}", path.display(), line.trim()));
-            }
-        }
-    }
+    let found = offenders(files, |line| {
+        line.contains("crate::naming") || line.contains("crate::daemon")
+    });
     assert!(
-        offenders.is_empty(),
+        found.is_empty(),
         "the proxy reaches up:\n{}",
-        offenders.join("\n")
+        found.join("\n")
     );
 }
 
