@@ -196,11 +196,26 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
             select,
             scale.rounds,
             || in_flight(&proxy, 64, scale.pipelined_calls),
-            || raw_pipelined(raw, 64, scale.pipelined_calls),
+            || raw_pipelined(raw, 64, scale.pipelined_calls, ADD_REQUEST_LEN),
         )
         .await;
         let (ours, base) = (median(ours), median(base));
         rows.push(Row::rate("1 connection, 64 in flight: calls/s", ours, base));
+        for (as_vec, label) in [(true, "Vec<u8>"), (false, "ByteBuf")] {
+            let (ours, base) = interleaved(
+                select,
+                scale.rounds,
+                || echo_in_flight(&proxy, 64, scale.pipelined_calls, 1024, as_vec),
+                || raw_pipelined(raw, 64, scale.pipelined_calls, 1024),
+            )
+            .await;
+            let (ours, base) = (median(ours), median(base));
+            rows.push(Row::rate(
+                &format!("1 connection, 64 echo 1 KiB in flight, {label}: calls/s"),
+                ours,
+                base,
+            ));
+        }
     }
 
     // 3. Many proxies, each on its own connection.
@@ -478,21 +493,58 @@ fn median_run(mut runs: Vec<Sequential>) -> Sequential {
 }
 
 async fn in_flight(proxy: &BenchProxy, depth: usize, calls: usize) -> f64 {
+    let per_task = calls / depth;
+    concurrently(depth, per_task, |_| {
+        let proxy = proxy.clone();
+        async move {
+            for i in 0..per_task {
+                proxy.add(i as u64, 1).await.unwrap();
+            }
+        }
+    })
+    .await
+}
+
+/// `calls` echoes of `size` bytes with `depth` in flight on one proxy, each task sending its
+/// own payload back and forth: as `Vec<u8>` in the trait, or as `ByteBuf`.
+async fn echo_in_flight(
+    proxy: &BenchProxy,
+    depth: usize,
+    calls: usize,
+    size: usize,
+    as_vec: bool,
+) -> f64 {
+    let per_task = calls / depth;
+    concurrently(depth, per_task, |_| {
+        let proxy = proxy.clone();
+        async move {
+            let mut payload = vec![7u8; size];
+            for _ in 0..per_task {
+                payload = if as_vec {
+                    proxy.echo_vec(payload).await.unwrap()
+                } else {
+                    proxy.echo(ByteBuf::from(payload)).await.unwrap().into_vec()
+                };
+            }
+            assert_eq!(payload.len(), size);
+        }
+    })
+    .await
+}
+
+/// Runs `tasks` tasks that `each` makes, `calls_each` calls apiece, all at once; calls per
+/// second over all of them.
+async fn concurrently<F, Fut>(tasks: usize, calls_each: usize, mut each: F) -> f64
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
-    let tasks: Vec<_> = (0..depth)
-        .map(|_| {
-            let proxy = proxy.clone();
-            tokio::spawn(async move {
-                for i in 0..calls / depth {
-                    proxy.add(i as u64, 1).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
+    let running: Vec<_> = (0..tasks).map(|n| tokio::spawn(each(n))).collect();
+    for task in running {
         task.await.unwrap();
     }
-    (calls / depth * depth) as f64 / started.elapsed().as_secs_f64()
+    (tasks * calls_each) as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn many_proxies(uri: &rpc_core::Uri, connections: usize, calls: usize) -> f64 {
@@ -502,21 +554,16 @@ async fn many_proxies(uri: &rpc_core::Uri, connections: usize, calls: usize) -> 
     for proxy in &proxies {
         proxy.proxy().connect().await.unwrap();
     }
-    let started = Instant::now();
-    let tasks: Vec<_> = proxies
-        .into_iter()
-        .map(|proxy| {
-            tokio::spawn(async move {
-                for i in 0..calls {
-                    proxy.add(i as u64, 1).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    (connections * calls) as f64 / started.elapsed().as_secs_f64()
+    let mut proxies = proxies.into_iter();
+    concurrently(connections, calls, |_| {
+        let proxy = proxies.next().expect("one proxy per task");
+        async move {
+            for i in 0..calls {
+                proxy.add(i as u64, 1).await.unwrap();
+            }
+        }
+    })
+    .await
 }
 
 /// Echoes a payload of `size` bytes `calls` times, each reply sent again: no copy per call
@@ -647,10 +694,10 @@ async fn raw_echo(address: SocketAddr, size: usize, calls: usize) -> f64 {
     calls as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `calls` small calls with up to `depth` in flight, its writer and reader apart: the writer
-/// sends every frame the window allows in one write, the reader takes every reply the socket
-/// has in one read.
-async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize) -> f64 {
+/// `calls` calls with bodies of `body_len` bytes and up to `depth` in flight, its writer and
+/// reader apart: the writer sends every frame the window allows in one write, the reader
+/// takes every reply the socket has in one read.
+async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize, body_len: usize) -> f64 {
     let stream = TcpStream::connect(address).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut read, mut write) = stream.into_split();
@@ -676,8 +723,8 @@ async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize) -> f64 {
         })
     };
     let mut frame = Vec::new();
-    frame.extend_from_slice(&(ADD_REQUEST_LEN as u32).to_be_bytes());
-    frame.resize(4 + ADD_REQUEST_LEN, 7);
+    frame.extend_from_slice(&(body_len as u32).to_be_bytes());
+    frame.resize(4 + body_len, 7);
     let mut batch = Vec::with_capacity(depth * frame.len());
     let mut sent = 0;
     while sent < calls {
@@ -707,21 +754,16 @@ async fn raw_many(address: SocketAddr, connections: usize, calls: usize) -> f64 
     for _ in 0..connections {
         clients.push(RawClient::connect(address).await);
     }
-    let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|mut client| {
-            tokio::spawn(async move {
-                for _ in 0..calls {
-                    client.call(ADD_REQUEST_LEN).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    (connections * calls) as f64 / started.elapsed().as_secs_f64()
+    let mut clients = clients.into_iter();
+    concurrently(connections, calls, |_| {
+        let mut client = clients.next().expect("one client per task");
+        async move {
+            for _ in 0..calls {
+                client.call(ADD_REQUEST_LEN).await;
+            }
+        }
+    })
+    .await
 }
 
 // ---- Idle connections, held by a child process so this one counts only the server side. ----
