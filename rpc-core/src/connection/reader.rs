@@ -14,8 +14,9 @@ use crate::protocol::{HEADER_LEN, Message, ProtocolError};
 /// The most buffer reserved at once for an incomplete frame: a frame up to this size gets its
 /// whole buffer in one allocation; a larger one grows as its bytes arrive. Pages of a reserved
 /// but unfilled buffer are not touched, so a header that announces a large body costs little
-/// memory until the bytes really arrive.
-const READ_CHUNK: usize = 1024 * 1024;
+/// memory until the bytes really arrive. 2 MiB, so that a payload of a round megabyte (a frame
+/// a few bytes over 1 MiB) is never copied to grow its buffer.
+const READ_CHUNK: usize = 2 * 1024 * 1024;
 
 /// The least buffer a read gets, so small frames that arrive together are read in one call.
 /// A connection allocates it at its first read, not before.
