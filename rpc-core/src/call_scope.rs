@@ -1,6 +1,6 @@
 //! What the call a daemon is serving knows about itself while its method runs: its deadline,
 //! so that calls the method makes in turn get no more time than is left of it, and the
-//! address of the client that made it.
+//! address of the client that made it, and whether that client proved the shared secret.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -17,6 +17,8 @@ pub(crate) struct CallScope {
     pub(crate) deadline: Option<Instant>,
     /// The IP address of its client; `None` over a Unix socket.
     pub(crate) caller: Option<IpAddr>,
+    /// Whether its client proved the daemon's shared secret.
+    pub(crate) authenticated: bool,
 }
 
 tokio::task_local! {
@@ -73,6 +75,19 @@ pub fn caller_address() -> Option<IpAddr> {
     CALL.try_with(|call| call.caller).ok().flatten()
 }
 
+/// Whether the client whose call is being served on this task proved the daemon's shared
+/// [`Secret`](crate::Secret): `false` outside a call, and for every client of a daemon without
+/// a secret. A daemon with a secret serves clients without it only when
+/// [`Config::allow_unauthenticated`](crate::Config::allow_unauthenticated) is set; this tells
+/// its methods which is which.
+///
+/// ```
+/// assert!(!rpc_core::caller_authenticated());
+/// ```
+pub fn caller_authenticated() -> bool {
+    CALL.try_with(|call| call.authenticated).unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +99,7 @@ mod tests {
         let scope = CallScope {
             deadline: Some(Instant::now() + Duration::from_secs(5)),
             caller: Some(IpAddr::from([192, 0, 2, 1])),
+            authenticated: true,
         };
         let finished = scope
             .run(async {
@@ -92,6 +108,7 @@ mod tests {
                 assert_eq!(limit(Duration::from_secs(1)), Duration::from_secs(1));
                 assert_eq!(remaining(), Some(Duration::from_secs(3)));
                 assert_eq!(caller_address(), Some(IpAddr::from([192, 0, 2, 1])));
+                assert!(caller_authenticated());
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 assert_eq!(limit(Duration::from_secs(30)), Duration::from_secs(1));
             })
@@ -105,6 +122,7 @@ mod tests {
         let scope = CallScope {
             deadline: Some(started + Duration::from_secs(5)),
             caller: None,
+            authenticated: false,
         };
         let finished = scope.run(tokio::time::sleep(Duration::from_secs(60))).await;
         assert_eq!(finished, None);
@@ -116,6 +134,7 @@ mod tests {
         let scope = CallScope {
             deadline: Some(Instant::now() + Duration::from_secs(5)),
             caller: None,
+            authenticated: false,
         };
         let left = scope.run(async { remaining() }).await;
         assert!(
@@ -130,6 +149,7 @@ mod tests {
         let scope = CallScope {
             deadline: None,
             caller,
+            authenticated: false,
         };
         let seen = scope.run(async { (caller_address(), remaining()) }).await;
         assert_eq!(seen, Some((caller, None)));

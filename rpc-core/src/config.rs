@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::naming::NameServerConfig;
 use crate::protocol::HEADER_LEN;
+use crate::secret::Secret;
 
 /// The default limit on one message, header included: 8 MiB, as tarpc (gRPC uses 4 MiB).
 /// Large enough for ordinary payloads, small enough that a hostile peer cannot make a daemon
@@ -102,6 +103,18 @@ pub struct Config {
     pub max_nesting_depth: usize,
     /// Proxy: how to find a nameserver for `PYRONAME:` and `PYROMETA:` URIs.
     pub nameserver: NameServerConfig,
+    /// Both: the deployment's shared [`Secret`]. A proxy with one proves it to every daemon it
+    /// connects to (one round trip more at connect, nothing per call), and refuses a daemon
+    /// that cannot prove it back; a daemon with one refuses clients without it, unless
+    /// [`allow_unauthenticated`](Config::allow_unauthenticated). It authenticates; it does not
+    /// encrypt. [`Secret::from_env`] reads it from `RPC_SECRET_FILE` or `RPC_SECRET`. Default
+    /// none.
+    pub secret: Option<Secret>,
+    /// Daemon with a secret: whether clients without it are served anyway, unauthenticated;
+    /// the methods tell them apart with [`caller_authenticated`](crate::caller_authenticated).
+    /// The nameserver uses this to keep lookups open while only its operators change names.
+    /// Default `false`.
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for Config {
@@ -126,6 +139,8 @@ impl Default for Config {
             advertise_host: None,
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
             nameserver: NameServerConfig::default(),
+            secret: None,
+            allow_unauthenticated: false,
         }
     }
 }
@@ -166,6 +181,8 @@ impl Config {
         advertise_host: Option<String>,
         max_nesting_depth: usize,
         nameserver: NameServerConfig,
+        secret: Option<Secret>,
+        allow_unauthenticated: bool,
     }
 
     /// The longest frame body the limit allows.

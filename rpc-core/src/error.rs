@@ -54,6 +54,11 @@ pub enum Error {
     /// again later or elsewhere.
     #[error("the daemon refused the connection, so the call did not run: {0}")]
     Refused(RemoteError),
+    /// The shared-secret authentication failed: this side has no secret and the daemon
+    /// requires one, or the daemon has none, or the two secrets differ. Says which side could
+    /// not prove what, never anything of the secret itself. The call did not run.
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(String),
     /// The peer broke the wire protocol, or a message broke a limit.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),

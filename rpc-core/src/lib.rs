@@ -64,6 +64,7 @@ mod error;
 mod naming;
 pub mod protocol;
 mod proxy;
+mod secret;
 mod uri;
 
 #[doc(hidden)]
@@ -73,7 +74,7 @@ pub mod __private;
 extern crate self as rpc_core;
 
 pub use blocking::PendingCall;
-pub use call_scope::{caller_address, remaining as remaining_deadline};
+pub use call_scope::{caller_address, caller_authenticated, remaining as remaining_deadline};
 pub use codec::{CodecCause, CodecError, Format};
 pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_NESTING_DEPTH};
 pub use daemon::{Daemon, InstanceMode};
@@ -87,6 +88,7 @@ pub use naming::{
 };
 pub use protocol::RemoteError;
 pub use proxy::{Proxy, Resolve, ResolveFuture};
+pub use secret::{MIN_SECRET_LEN, SECRET_ENV, SECRET_FILE_ENV, Secret, SecretError};
 pub use uri::{HostPort, IdError, Location, Uri, UriError, validate_id};
 
 /// Turns a trait into a remote service: a client proxy, a blocking proxy and a server skeleton.

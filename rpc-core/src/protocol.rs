@@ -30,8 +30,13 @@
 //! | [`Kind::Ping`]           | 6 | either way      | any bytes, echoed by the pong |
 //! | [`Kind::Pong`]           | 7 | either way      | the ping's body |
 //! | [`Kind::Close`]          | 8 | daemon → client | an encoded [`RemoteError`]: why the daemon is closing the connection |
+//! | [`Kind::Auth`]           | 9 | client → daemon | 32 bytes: the client's fresh nonce |
+//! | [`Kind::AuthChallenge`]  | 10 | daemon → client | 32 bytes of the daemon's fresh nonce, then its 32-byte proof |
+//! | [`Kind::AuthProof`]      | 11 | client → daemon | the client's 32-byte proof |
 //!
 //! The first frame a client sends is a handshake; the daemon answers it before anything else.
+//! A client with a [`Secret`](crate::Secret) first authenticates, one round trip before the
+//! handshake: see [`conversation`] for the exchange.
 //! After that the client may have many invokes in flight, and replies come in any order,
 //! matched by request id. An invoke with the `ONEWAY` flag gets no reply.
 //!

@@ -107,6 +107,14 @@ fn daemon_side(mut data: &[u8]) {
                 assert_eq!(pong.body, message.body);
             }
             Ok(DaemonEvent::Nothing) => {}
+            // A daemon without a secret closes a connection that asks to authenticate.
+            Ok(DaemonEvent::Close(frame)) => {
+                assert_eq!(message.header.kind, Kind::Auth);
+                assert_eq!(decoded(frame).header.kind, Kind::Close);
+                ended = true;
+                assert_eq!(conversation.end().count(), waiting.len());
+                waiting.clear();
+            }
         }
         assert_eq!(conversation.waiting_calls(), waiting.len());
         if control & 0x80 != 0 && !ended {

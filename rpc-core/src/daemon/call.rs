@@ -47,6 +47,8 @@ pub(crate) struct CallContext<'a> {
     pub(crate) peer: &'a Arc<str>,
     /// The client's IP address; `None` over a Unix socket.
     pub(crate) peer_ip: Option<IpAddr>,
+    /// Whether the client proved the daemon's shared secret.
+    pub(crate) authenticated: bool,
     /// Whether the call was read after the connection had paused at its call cap.
     pub(crate) waited_for_slot: bool,
     /// A buffer for the result, the connection's frame header's room at its start.
@@ -114,6 +116,7 @@ pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started
     let scope = CallScope {
         deadline: allowed.map(|allowed| tokio::time::Instant::from_std(started) + allowed),
         caller: context.peer_ip,
+        authenticated: context.authenticated,
     };
     // The first poll, here and now. Its waker does nothing: a call that must wait is polled
     // again at once by its task, with that task's waker.

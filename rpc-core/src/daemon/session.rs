@@ -23,8 +23,10 @@ use super::registry::Object;
 use crate::codec::Format;
 use crate::connection::{FrameReader, Outgoing, ReadError};
 use crate::dispatch::Dispatch;
+use crate::protocol::conversation::authentication::DaemonAuth;
 use crate::protocol::conversation::{DaemonConversation, DaemonEvent};
 use crate::protocol::{FrameBuilder, HEADER_LEN, Invoke, Message, ProtocolError, RemoteError};
+use crate::secret::fresh_nonce;
 
 /// The idle timer of a connection. The session's loop asks it on every pass; polling a tokio
 /// timer on every pass registers the task's waker each time (about 240 instructions a call),
@@ -91,12 +93,27 @@ where
     let handshake_limit = config.max_handshake_size.saturating_sub(HEADER_LEN);
     let reader = FrameReader::new(read, handshake_limit, config.frame_timeout)
         .with_budget(shared.buffer_budget.clone());
+    let conversation = DaemonConversation::new(Format::Bincode);
+    let conversation = match &config.secret {
+        None => conversation,
+        Some(secret) => match fresh_nonce() {
+            Ok(nonce) => conversation.authenticating(DaemonAuth {
+                secret: secret.clone(),
+                nonce,
+                required: !config.allow_unauthenticated,
+            }),
+            Err(error) => {
+                tracing::warn!(target: "rpc_core::daemon", %peer, %error, "no nonce for the connection; dropping it");
+                return;
+            }
+        },
+    };
     let mut session = Session {
         shared: shared.clone(),
         peer,
         writer: write,
         outgoing: Outgoing::default(),
-        conversation: DaemonConversation::new(Format::Bincode),
+        conversation,
         format: Format::Bincode,
         instance: None,
         calls: JoinSet::new(),
@@ -308,28 +325,50 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         reader: &mut FrameReader<R>,
     ) -> Option<Arc<Object>> {
         let timeout = self.shared.config.handshake_timeout;
-        let message = match tokio::time::timeout(timeout, reader.read_message()).await {
-            Err(_) => {
-                tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, "no handshake within {timeout:?}");
-                return None;
+        // The whole opening, an auth exchange included, has one deadline.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, reader.read_message()).await {
+                Err(_) => {
+                    tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, "no handshake within {timeout:?}");
+                    return None;
+                }
+                Ok(Ok(Some(message))) => message,
+                Ok(Ok(None)) | Ok(Err(ReadError::Io(_))) => return None,
+                Ok(Err(ReadError::Protocol(error))) => {
+                    self.close(error);
+                    return None;
+                }
+            };
+            match self.conversation.receive(&message) {
+                Ok(DaemonEvent::Handshake { request_id, object }) => {
+                    return self.answer_handshake(request_id, &object);
+                }
+                // The challenge to an auth: the client answers it before its handshake.
+                Ok(DaemonEvent::Send(frame)) => {
+                    self.outgoing.push(frame);
+                    if self.outgoing.flush_to(&mut self.writer).await.is_err() {
+                        return None;
+                    }
+                }
+                Ok(DaemonEvent::Close(frame)) => {
+                    tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, "authentication failed; closing");
+                    self.outgoing.push(frame);
+                    return None;
+                }
+                // The client proved the secret; its handshake comes next.
+                Ok(_) => {}
+                Err(error) => {
+                    self.close(error);
+                    return None;
+                }
             }
-            Ok(Ok(Some(message))) => message,
-            Ok(Ok(None)) | Ok(Err(ReadError::Io(_))) => return None,
-            Ok(Err(ReadError::Protocol(error))) => {
-                self.close(error);
-                return None;
-            }
-        };
-        let (request_id, id) = match self.conversation.receive(&message) {
-            Ok(DaemonEvent::Handshake { request_id, object }) => (request_id, object),
-            // Before the handshake, the conversation gives nothing else.
-            Ok(_) => return None,
-            Err(error) => {
-                self.close(error);
-                return None;
-            }
-        };
-        match self.shared.registry.get(&id) {
+        }
+    }
+
+    /// Answers the handshake for the object `id`: the object, if there is one.
+    fn answer_handshake(&mut self, request_id: u64, id: &str) -> Option<Arc<Object>> {
+        match self.shared.registry.get(id) {
             Some(object) => {
                 self.outgoing.push(self.conversation.accept(request_id));
                 Some(object)
@@ -337,7 +376,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             None => {
                 tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, object = %id, "handshake for an unknown object");
                 let error = RemoteError::UnknownObject {
-                    object: id.into_owned(),
+                    object: id.to_owned(),
                 };
                 self.outgoing
                     .push(self.conversation.refuse(request_id, &error));
@@ -374,8 +413,8 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             } => self.start_call(object, &message, request_id, oneway, invoke),
             DaemonEvent::Cancel(call) => call.abort(),
             DaemonEvent::Send(frame) => self.outgoing.push(frame),
-            // A handshake is an event only before the conversation opens.
-            DaemonEvent::Nothing | DaemonEvent::Handshake { .. } => {}
+            // Handshakes and the auth exchange are events only before the conversation opens.
+            DaemonEvent::Nothing | DaemonEvent::Handshake { .. } | DaemonEvent::Close(_) => {}
         }
         Ok(())
     }
@@ -397,6 +436,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             max_call_duration: self.shared.config.max_call_duration,
             peer: &self.peer.label,
             peer_ip: self.peer.ip,
+            authenticated: self.conversation.is_authenticated(),
             waited_for_slot: self.resumed_from_cap,
             reply_buffer: FrameBuilder::headroom(self.outgoing.take_spare()),
         };

@@ -10,6 +10,10 @@
 //!
 //! - The client's first frame is a handshake naming the object; the daemon answers it before
 //!   any other frame, accepting it or refusing it with a reason (and closing).
+//! - With a shared secret, an auth exchange comes first ([`authentication`]): a daemon that
+//!   requires it closes a connection whose handshake comes unauthenticated, whose proof is
+//!   wrong, or (having no secret) that asks to authenticate; a client closes one whose daemon
+//!   cannot prove the secret. Either way the reason is `AuthenticationFailed`.
 //! - After the handshake a client sends invokes, cancels, pings and pongs; a daemon sends
 //!   replies, pings, pongs and close. Any other kind ends the connection with a protocol error.
 //! - A request id is unique among the client's calls in flight: an invoke that reuses the id
@@ -32,6 +36,7 @@
 //!                                      └──connection ends──> cancelled (no reply)
 //! ```
 
+pub mod authentication;
 mod client_side;
 mod daemon_side;
 

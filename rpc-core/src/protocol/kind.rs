@@ -22,6 +22,12 @@ pub enum Kind {
     Pong = 7,
     /// The daemon is closing the connection, and says why.
     Close = 8,
+    /// A client with a secret opens with this: its fresh nonce.
+    Auth = 9,
+    /// The daemon's answer to an auth: its own fresh nonce and its proof of the secret.
+    AuthChallenge = 10,
+    /// The client's proof of the secret, after the daemon's proved it.
+    AuthProof = 11,
 }
 
 impl Kind {
@@ -40,6 +46,9 @@ impl Kind {
             6 => Kind::Ping,
             7 => Kind::Pong,
             8 => Kind::Close,
+            9 => Kind::Auth,
+            10 => Kind::AuthChallenge,
+            11 => Kind::AuthProof,
             other => return Err(ProtocolError::UnknownKind(other)),
         })
     }
@@ -103,6 +112,8 @@ mod tests {
             }
         }
         assert_eq!(Kind::from_u8(8), Ok(Kind::Close));
+        assert_eq!(Kind::from_u8(11), Ok(Kind::AuthProof));
+        assert!(Kind::from_u8(12).is_err());
     }
 
     #[test]

@@ -92,4 +92,11 @@ pub enum RemoteError {
         /// Its value.
         limit: usize,
     },
+    /// The shared-secret authentication failed: a side has no secret, or another one. The
+    /// reason never says anything of the secret itself.
+    #[error("authentication failed: {reason}")]
+    AuthenticationFailed {
+        /// Which side could not prove what.
+        reason: String,
+    },
 }

@@ -20,8 +20,10 @@ use crate::codec::Format;
 use crate::config::Config;
 use crate::connection::{FrameReader, ReadError};
 use crate::error::{Disconnect, Error};
+use crate::protocol::conversation::authentication::ClientAuth;
 use crate::protocol::conversation::{ClientConversation, ClientEvent, Closing};
 use crate::protocol::{Flags, Kind, Message, RemoteError};
+use crate::secret::{Secret, fresh_nonce};
 use crate::uri::Location;
 
 /// An open, handshaken connection to one object at a daemon.
@@ -41,6 +43,41 @@ pub(crate) struct Link {
 struct Reading {
     frames: FrameReader<ReadHalf>,
     conversation: ClientConversation,
+}
+
+impl Reading {
+    /// Proves `secret` to the daemon and has it prove the secret back: one round trip, before
+    /// the handshake. The proof is queued to leave with the handshake and the first call.
+    async fn authenticate(&mut self, secret: &Secret, writer: &Writer) -> Result<(), Error> {
+        let nonce = fresh_nonce()
+            .map_err(|error| Error::ConnectionLost(Disconnect::Read(Arc::new(error))))?;
+        let conversation = std::mem::replace(
+            &mut self.conversation,
+            ClientConversation::new(Format::Bincode),
+        );
+        let (conversation, auth) = conversation.authenticating(ClientAuth {
+            secret: secret.clone(),
+            nonce,
+        });
+        self.conversation = conversation;
+        writer.send(auth)?;
+        let ended = match self.frames.read_message().await {
+            Ok(Some(message)) => match self.conversation.receive(message) {
+                ClientEvent::Send(proof) => {
+                    writer.send_with_next(proof);
+                    return Ok(());
+                }
+                ClientEvent::Ended(closing) => Ended::from(closing),
+                other => Ended::Protocol(crate::protocol::ProtocolError::Malformed {
+                    what: "auth challenge",
+                    detail: format!("the daemon answered the auth with {other:?}"),
+                }),
+            },
+            Ok(None) => Ended::Lost(Disconnect::Closed),
+            Err(error) => read_error(error),
+        };
+        Err(ended.to_error())
+    }
 }
 
 impl std::fmt::Debug for Link {
@@ -84,11 +121,13 @@ impl Link {
                     stream.set_nodelay(true).map_err(connect_error)?;
                     let (read, write) = stream.into_split();
                     Link::handshake(ReadHalf::Tcp(read), WriteHalf::Tcp(write), object, config)
+                        .await
                 }
                 Location::Unix(path) => {
                     let stream = UnixStream::connect(path).await.map_err(connect_error)?;
                     let (read, write) = stream.into_split();
                     Link::handshake(ReadHalf::Unix(read), WriteHalf::Unix(write), object, config)
+                        .await
                 }
             }
         };
@@ -104,8 +143,9 @@ impl Link {
         }
     }
 
-    /// Sets up a link over a connected socket, with the handshake for `object` queued.
-    fn handshake(
+    /// Sets up a link over a connected socket, with the handshake for `object` queued; with a
+    /// secret, after the auth exchange.
+    async fn handshake(
         read: ReadHalf,
         write: WriteHalf,
         object: &str,
@@ -113,17 +153,23 @@ impl Link {
     ) -> Result<Arc<Link>, Error> {
         let max_body_len = config.max_body_len();
         let hello = ClientConversation::handshake(object, max_body_len)?;
-        // The handshake leaves with the first call (every use of a link starts with one), in
-        // one write, and the daemon's answer is not awaited: it is read with the first reply,
-        // saving a round trip. A refusal ends the connection and fails that call with the
-        // daemon's reason.
         let format = Format::Bincode;
-        let reader = Reading {
+        let mut reader = Reading {
             frames: FrameReader::new(read, max_body_len, config.frame_timeout),
             conversation: ClientConversation::new(format),
         };
         let pending = Arc::new(Pending::default());
         let (writer, writing) = Writer::start(write, pending.clone());
+        if let Some(secret) = &config.secret
+            && let Err(error) = reader.authenticate(secret, &writer).await
+        {
+            writing.abort();
+            return Err(error);
+        }
+        // The handshake leaves with the first call (every use of a link starts with one), in
+        // one write, and the daemon's answer is not awaited: it is read with the first reply,
+        // saving a round trip. A refusal ends the connection and fails that call with the
+        // daemon's reason.
         writer.send_with_next(hello);
         let keepalive = config
             .keepalive_interval

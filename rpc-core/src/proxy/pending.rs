@@ -48,6 +48,9 @@ impl Ended {
             Ended::Refused(RemoteError::UnknownObject { object }) => {
                 Error::UnknownObject(object.clone())
             }
+            Ended::Refused(RemoteError::AuthenticationFailed { reason }) => {
+                Error::AuthenticationFailed(reason.clone())
+            }
             Ended::Refused(refusal) => Error::Refused(refusal.clone()),
         }
     }

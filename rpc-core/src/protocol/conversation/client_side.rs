@@ -2,12 +2,15 @@
 
 use bytes::BytesMut;
 
+use super::authentication::{self, ClientAuth, NONCE_LEN};
 use crate::codec::Format;
 use crate::protocol::{Flags, Kind, Message, ProtocolError, RemoteError};
 
 /// Where a client's connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// The auth is sent; the daemon's challenge comes first.
+    Authenticating,
     /// The handshake is sent (or about to be); the daemon's answer comes first.
     Handshaking,
     /// Calls flow.
@@ -24,6 +27,7 @@ enum Phase {
 pub struct ClientConversation {
     phase: Phase,
     format: Format,
+    auth: Option<ClientAuth>,
 }
 
 /// What a frame from the daemon means.
@@ -33,7 +37,7 @@ pub enum ClientEvent {
     /// (perhaps with `FAILURE`) or a pong. It may belong to a call that is no longer waited for
     /// (it timed out or was cancelled); the driver drops it then.
     Answer(Message),
-    /// A frame to send: the pong to the daemon's ping.
+    /// A frame to send: the pong to the daemon's ping, the proof after the daemon's challenge.
     Send(BytesMut),
     /// Nothing to do: the handshake was accepted.
     Nothing,
@@ -59,7 +63,19 @@ impl ClientConversation {
         ClientConversation {
             phase: Phase::Handshaking,
             format,
+            auth: None,
         }
+    }
+
+    /// This conversation for a client with a shared secret, and the auth frame to send first:
+    /// the daemon's challenge must come back before the handshake is sent (see
+    /// [`authentication`](super::authentication)).
+    pub fn authenticating(mut self, auth: ClientAuth) -> (Self, BytesMut) {
+        let frame = Message::encode(Kind::Auth, Flags::NONE, 0, &auth.nonce, usize::MAX)
+            .unwrap_or_default();
+        self.auth = Some(auth);
+        self.phase = Phase::Authenticating;
+        (self, frame)
     }
 
     /// The handshake frame for `object`.
@@ -86,12 +102,15 @@ impl ClientConversation {
     pub fn receive(&mut self, message: Message) -> ClientEvent {
         let header = message.header;
         let event = match (self.phase, header.kind) {
-            (Phase::Closed, kind) => {
-                ClientEvent::Ended(Closing::Protocol(ProtocolError::Unexpected {
-                    kind,
-                    context: "the connection has ended",
-                }))
+            (Phase::Closed, kind) => unexpected(kind, "the connection has ended"),
+            (Phase::Authenticating, Kind::AuthChallenge) => self.answer_challenge(&message),
+            (Phase::Authenticating, Kind::Close) => {
+                ClientEvent::Ended(self.reason(&message.body, "close reason", Closing::Refused))
             }
+            (Phase::Authenticating, kind) => unexpected(
+                kind,
+                "the daemon must answer the auth with its challenge first",
+            ),
             (Phase::Handshaking, Kind::HandshakeReply) if header.flags.contains(Flags::FAILURE) => {
                 ClientEvent::Ended(self.reason(&message.body, "refusal", Closing::Refused))
             }
@@ -132,6 +151,32 @@ impl ClientConversation {
             self.phase = Phase::Closed;
         }
         event
+    }
+
+    /// The proof that answers the daemon's challenge, if the daemon proved the secret.
+    fn answer_challenge(&mut self, message: &Message) -> ClientEvent {
+        let Some(auth) = &self.auth else {
+            return unexpected(Kind::AuthChallenge, "the client sent no auth");
+        };
+        let (daemon_nonce, daemon_proof) = message.body.split_at(NONCE_LEN.min(message.body.len()));
+        let Ok(daemon_nonce) = <[u8; NONCE_LEN]>::try_from(daemon_nonce) else {
+            return ClientEvent::Ended(Closing::Protocol(ProtocolError::Malformed {
+                what: "auth challenge",
+                detail: format!("{} bytes, shorter than a nonce", message.body.len()),
+            }));
+        };
+        if !authentication::is_daemon_proof(&auth.secret, &auth.nonce, &daemon_nonce, daemon_proof)
+        {
+            return ClientEvent::Ended(Closing::Refused(RemoteError::AuthenticationFailed {
+                reason: "the daemon could not prove it holds the secret".into(),
+            }));
+        }
+        let proof = authentication::client_proof(&auth.secret, &auth.nonce, &daemon_nonce);
+        self.phase = Phase::Handshaking;
+        match Message::encode(Kind::AuthProof, Flags::NONE, 0, &proof, usize::MAX) {
+            Ok(frame) => ClientEvent::Send(frame),
+            Err(error) => ClientEvent::Ended(Closing::Protocol(error)),
+        }
     }
 
     /// The `RemoteError` in a refusal or close frame, as `closing` says, or a protocol error
@@ -300,5 +345,70 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    fn authenticating() -> ClientConversation {
+        let secret = crate::secret::Secret::new("a secret of sixteen bytes or more").unwrap();
+        let auth = ClientAuth {
+            secret,
+            nonce: [1; NONCE_LEN],
+        };
+        let (conversation, hello) = ClientConversation::new(Format::Bincode).authenticating(auth);
+        let hello = decoded(hello);
+        assert_eq!(
+            (hello.header.kind, &hello.body[..]),
+            (Kind::Auth, &[1; NONCE_LEN][..])
+        );
+        conversation
+    }
+
+    fn challenge(secret: &str) -> Message {
+        let secret = crate::secret::Secret::new(secret).unwrap();
+        let daemon_nonce = [2; NONCE_LEN];
+        let mut body = daemon_nonce.to_vec();
+        body.extend(authentication::daemon_proof(
+            &secret,
+            &[1; NONCE_LEN],
+            &daemon_nonce,
+        ));
+        frame(Kind::AuthChallenge, Flags::NONE, 0, &body)
+    }
+
+    #[test]
+    fn a_daemon_that_proves_the_secret_gets_the_clients_proof() {
+        let mut conversation = authenticating();
+        let ClientEvent::Send(proof) =
+            conversation.receive(challenge("a secret of sixteen bytes or more"))
+        else {
+            panic!("a good challenge gets a proof");
+        };
+        assert_eq!(decoded(proof).header.kind, Kind::AuthProof);
+        let accepted = frame(Kind::HandshakeReply, Flags::NONE, 0, b"");
+        assert!(matches!(
+            conversation.receive(accepted),
+            ClientEvent::Nothing
+        ));
+        assert!(conversation.is_open());
+    }
+
+    #[test]
+    fn a_daemon_that_cannot_prove_the_secret_is_refused() {
+        let mut conversation = authenticating();
+        assert!(matches!(
+            ended(conversation.receive(challenge("another secret, also long enough"))),
+            Closing::Refused(RemoteError::AuthenticationFailed { .. })
+        ));
+        let mut conversation = authenticating();
+        let early = frame(Kind::HandshakeReply, Flags::NONE, 0, b"");
+        assert!(matches!(
+            ended(conversation.receive(early)),
+            Closing::Protocol(_)
+        ));
+        let mut conversation = authenticating();
+        let short = frame(Kind::AuthChallenge, Flags::NONE, 0, &[0; 8]);
+        assert!(matches!(
+            ended(conversation.receive(short)),
+            Closing::Protocol(_)
+        ));
     }
 }

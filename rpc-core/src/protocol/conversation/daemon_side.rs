@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 
+use super::authentication::{self, DaemonAuth, NONCE_LEN, Nonce};
 use crate::codec::Format;
 use crate::dispatch::Encoded;
 use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message, ProtocolError, RemoteError};
@@ -16,8 +17,11 @@ pub const MAX_PING_BODY: usize = 256;
 /// Where a daemon's connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Nothing has arrived yet: only a handshake may.
+    /// Nothing has arrived yet (or the client has just authenticated): only a handshake may,
+    /// or an auth first.
     AwaitingHandshake,
+    /// The client sent its nonce and was challenged: only its proof may come.
+    AwaitingProof(Nonce),
     /// The handshake arrived; the driver has not answered it yet.
     Answering,
     /// Calls flow.
@@ -38,6 +42,10 @@ pub struct DaemonConversation<H> {
     format: Format,
     waiting: HashMap<u64, H>,
     frames_received: u64,
+    /// The shared secret's settings, if the daemon has one.
+    auth: Option<DaemonAuth>,
+    /// Whether the client proved the secret.
+    authenticated: bool,
 }
 
 /// What a frame from the client means.
@@ -64,8 +72,10 @@ pub enum DaemonEvent<'m, H> {
     },
     /// The client no longer wants the reply to a waiting call: stop it.
     Cancel(H),
-    /// A frame to send: the pong to a ping.
+    /// A frame to send: the pong to a ping, the challenge to an auth.
     Send(BytesMut),
+    /// The connection ends: send this frame (why), then close. Authentication failed.
+    Close(BytesMut),
     /// Nothing to do: a pong, or a cancel of a call that has already ended.
     Nothing,
 }
@@ -78,7 +88,22 @@ impl<H> DaemonConversation<H> {
             format,
             waiting: HashMap::new(),
             frames_received: 0,
+            auth: None,
+            authenticated: false,
         }
+    }
+
+    /// This conversation for a daemon with a shared secret: a client proves it before its
+    /// handshake (see [`authentication`](super::authentication)).
+    #[must_use]
+    pub fn authenticating(mut self, auth: DaemonAuth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Whether the client proved the daemon's shared secret.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// What `message` means at this point of the conversation.
@@ -96,10 +121,27 @@ impl<H> DaemonConversation<H> {
         let request_id = header.request_id;
         match self.phase {
             Phase::AwaitingHandshake if header.kind == Kind::Handshake => {
+                if self.auth.as_ref().is_some_and(|auth| auth.required) && !self.authenticated {
+                    return Ok(
+                        self.refuse_auth("the client did not authenticate (has it the secret?)")
+                    );
+                }
                 self.phase = Phase::Answering;
                 return Ok(DaemonEvent::Handshake {
                     request_id,
                     object: String::from_utf8_lossy(&message.body),
+                });
+            }
+            Phase::AwaitingHandshake if header.kind == Kind::Auth && !self.authenticated => {
+                return self.challenge(message);
+            }
+            Phase::AwaitingProof(client_nonce) if header.kind == Kind::AuthProof => {
+                return Ok(self.check_proof(&client_nonce, &message.body));
+            }
+            Phase::AwaitingProof(_) => {
+                return Err(ProtocolError::Unexpected {
+                    kind: header.kind,
+                    context: "after its auth, a client sends its proof",
                 });
             }
             Phase::AwaitingHandshake => {
@@ -164,6 +206,55 @@ impl<H> DaemonConversation<H> {
                 context: "a client sends only invoke, cancel, ping and pong after its handshake",
             }),
         }
+    }
+
+    /// The challenge to a client's auth, or the refusal of a daemon without a secret.
+    fn challenge(&mut self, message: &Message) -> Result<DaemonEvent<'static, H>, ProtocolError> {
+        let client_nonce: Nonce =
+            message
+                .body
+                .as_ref()
+                .try_into()
+                .map_err(|_| ProtocolError::Malformed {
+                    what: "auth",
+                    detail: format!("a nonce is {NONCE_LEN} bytes, not {}", message.body.len()),
+                })?;
+        let Some(auth) = &self.auth else {
+            return Ok(self.refuse_auth("the daemon has no secret to authenticate with"));
+        };
+        let proof = authentication::daemon_proof(&auth.secret, &client_nonce, &auth.nonce);
+        let mut body = Vec::with_capacity(2 * NONCE_LEN);
+        body.extend_from_slice(&auth.nonce);
+        body.extend_from_slice(&proof);
+        self.phase = Phase::AwaitingProof(client_nonce);
+        Ok(DaemonEvent::Send(Message::encode(
+            Kind::AuthChallenge,
+            Flags::NONE,
+            message.header.request_id,
+            &body,
+            usize::MAX,
+        )?))
+    }
+
+    /// Checks the client's proof: the conversation goes on to the handshake, or ends.
+    fn check_proof(&mut self, client_nonce: &Nonce, proof: &[u8]) -> DaemonEvent<'static, H> {
+        let Some(auth) = &self.auth else {
+            return self.refuse_auth("the daemon has no secret to authenticate with");
+        };
+        if authentication::is_client_proof(&auth.secret, client_nonce, &auth.nonce, proof) {
+            self.authenticated = true;
+            self.phase = Phase::AwaitingHandshake;
+            DaemonEvent::Nothing
+        } else {
+            self.refuse_auth("the client's proof of the secret is wrong")
+        }
+    }
+
+    fn refuse_auth(&mut self, reason: &str) -> DaemonEvent<'static, H> {
+        let reason = RemoteError::AuthenticationFailed {
+            reason: reason.to_owned(),
+        };
+        DaemonEvent::Close(self.close(&reason))
     }
 
     /// Accepts the handshake: the frame that says so. Calls may follow.
@@ -483,5 +574,113 @@ mod tests {
             conversation.receive(&oneway),
             Ok(DaemonEvent::Invoke { oneway: true, .. })
         ));
+    }
+
+    fn secret() -> crate::secret::Secret {
+        crate::secret::Secret::new("a secret of sixteen bytes or more").unwrap()
+    }
+
+    fn authenticating(required: bool) -> DaemonConversation<()> {
+        DaemonConversation::new(Format::Bincode).authenticating(DaemonAuth {
+            secret: secret(),
+            nonce: [2; NONCE_LEN],
+            required,
+        })
+    }
+
+    fn auth_failure(event: Result<DaemonEvent<'_, ()>, ProtocolError>) -> String {
+        let Ok(DaemonEvent::Close(frame)) = event else {
+            panic!("the conversation should close, not {event:?}");
+        };
+        match remote_error(&decoded(frame)) {
+            RemoteError::AuthenticationFailed { reason } => reason,
+            other => panic!("expected AuthenticationFailed, got {other:?}"),
+        }
+    }
+
+    /// The proof a client with `secret` makes for the challenge in `frame`.
+    fn proof_for(frame: BytesMut, client_nonce: &Nonce, secret: &crate::secret::Secret) -> Message {
+        let challenge = decoded(frame);
+        let daemon_nonce: Nonce = challenge.body[..NONCE_LEN].try_into().unwrap();
+        frame_of(
+            Kind::AuthProof,
+            &authentication::client_proof(secret, client_nonce, &daemon_nonce),
+        )
+    }
+
+    /// A conversation that has challenged the auth of a client with `client_nonce`, and its
+    /// challenge.
+    fn challenged(client_nonce: &Nonce) -> (DaemonConversation<()>, BytesMut) {
+        let mut conversation = authenticating(true);
+        match conversation.receive(&frame_of(Kind::Auth, client_nonce)) {
+            Ok(DaemonEvent::Send(challenge)) => (conversation, challenge),
+            other => panic!("an auth gets a challenge, not {other:?}"),
+        }
+    }
+
+    fn frame_of(kind: Kind, body: &[u8]) -> Message {
+        frame(kind, Flags::NONE, 0, body)
+    }
+
+    #[test]
+    fn a_client_that_proves_the_secret_is_authenticated_then_handshakes() {
+        let client_nonce = [1; NONCE_LEN];
+        let (mut conversation, challenge) = challenged(&client_nonce);
+        let proof = proof_for(challenge, &client_nonce, &secret());
+        assert!(matches!(
+            conversation.receive(&proof),
+            Ok(DaemonEvent::Nothing)
+        ));
+        assert!(conversation.is_authenticated());
+        assert!(
+            conversation
+                .receive(&frame_of(Kind::Auth, &client_nonce))
+                .is_err(),
+            "one auth per connection"
+        );
+        assert!(matches!(
+            conversation.receive(&frame_of(Kind::Handshake, b"obj")),
+            Ok(DaemonEvent::Handshake { .. })
+        ));
+    }
+
+    #[test]
+    fn a_wrong_proof_or_none_is_refused() {
+        let client_nonce = [1; NONCE_LEN];
+        let (mut conversation, challenge) = challenged(&client_nonce);
+        let other = crate::secret::Secret::new("another secret of sixteen bytes").unwrap();
+        let wrong = proof_for(challenge, &client_nonce, &other);
+        assert!(auth_failure(conversation.receive(&wrong)).contains("proof"));
+        assert!(!conversation.is_authenticated());
+
+        let mut conversation = authenticating(true);
+        let reason = auth_failure(conversation.receive(&frame_of(Kind::Handshake, b"obj")));
+        assert!(reason.contains("did not authenticate"), "{reason}");
+
+        let mut conversation = authenticating(true);
+        conversation
+            .receive(&frame_of(Kind::Auth, &client_nonce))
+            .unwrap();
+        assert!(
+            conversation
+                .receive(&frame_of(Kind::Handshake, b"obj"))
+                .is_err(),
+            "the proof comes before the handshake"
+        );
+        let short = frame_of(Kind::Auth, &[1; 5]);
+        assert!(authenticating(true).receive(&short).is_err());
+    }
+
+    #[test]
+    fn a_daemon_without_a_secret_refuses_an_auth_and_an_optional_one_serves_anyone() {
+        let mut conversation = DaemonConversation::<()>::new(Format::Bincode);
+        let reason = auth_failure(conversation.receive(&frame_of(Kind::Auth, &[1; NONCE_LEN])));
+        assert!(reason.contains("has no secret"), "{reason}");
+        let mut optional = authenticating(false);
+        assert!(matches!(
+            optional.receive(&frame_of(Kind::Handshake, b"obj")),
+            Ok(DaemonEvent::Handshake { .. })
+        ));
+        assert!(!optional.is_authenticated());
     }
 }
