@@ -1,11 +1,13 @@
-//! The UDP responder of broadcast discovery: answers `GET_NSURI` with the nameserver's URI.
+//! The UDP responder of broadcast discovery: answers `GET_NSURI` with the nameserver's URI,
+//! signed for clients that send a nonce when the nameserver has a secret.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rpc_core::{DISCOVERY_REQUEST, Location, Uri};
+use rpc_core::discovery::{MAX_REQUEST_LEN, Request};
+use rpc_core::{Location, Secret, Uri};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
@@ -13,8 +15,9 @@ use tokio::task::JoinHandle;
 ///
 /// Each request gets the nameserver's URI; when the nameserver listens on every interface, the
 /// URI names the address of the interface that faces the requester, so a client on any network
-/// the machine is on gets an address it can reach. Any datagram other than the 9 bytes
-/// `GET_NSURI` is ignored; nothing is allocated per datagram beyond the receive buffer.
+/// the machine is on gets an address it can reach. A request with a nonce gets the URI and a
+/// tag made with the nameserver's secret, which a client with the secret checks (see
+/// [`rpc_core::discovery`]). Any datagram that is not a request is ignored; nothing is allocated per datagram beyond the receive buffer.
 /// Answers are rate-limited per source address (8 a second) and in all (256 a second), so
 /// the responder cannot be used to flood a host whose address a request claims.
 #[derive(Debug)]
@@ -25,7 +28,8 @@ pub struct DiscoveryResponder {
 
 impl DiscoveryResponder {
     /// Listens on `address` (such as `0.0.0.0:9091`) and answers with `nameserver`, whose host
-    /// is replaced by the requester-facing address when `rewrite_host` is set.
+    /// is replaced by the requester-facing address when `rewrite_host` is set, signing answers
+    /// to signed requests with `secret`.
     ///
     /// # Errors
     ///
@@ -34,10 +38,11 @@ impl DiscoveryResponder {
         address: SocketAddr,
         nameserver: Uri,
         rewrite_host: bool,
+        secret: Option<Secret>,
     ) -> io::Result<DiscoveryResponder> {
         let socket = UdpSocket::bind(address).await?;
         let local_addr = socket.local_addr()?;
-        let task = tokio::spawn(answer(socket, nameserver, rewrite_host));
+        let task = tokio::spawn(answer(socket, nameserver, rewrite_host, secret));
         Ok(DiscoveryResponder { local_addr, task })
     }
 
@@ -106,9 +111,9 @@ impl AnswerLimit {
     }
 }
 
-async fn answer(socket: UdpSocket, nameserver: Uri, rewrite_host: bool) {
-    // One byte more than a request, so a longer datagram is told apart from one.
-    let mut buf = [0u8; DISCOVERY_REQUEST.len() + 1];
+async fn answer(socket: UdpSocket, nameserver: Uri, rewrite_host: bool, secret: Option<Secret>) {
+    // One byte more than the longest request, so a longer datagram is told apart from one.
+    let mut buf = [0u8; MAX_REQUEST_LEN + 1];
     let mut limit = AnswerLimit::new(Instant::now());
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
@@ -118,9 +123,9 @@ async fn answer(socket: UdpSocket, nameserver: Uri, rewrite_host: bool) {
                 continue;
             }
         };
-        if &buf[..len] != DISCOVERY_REQUEST {
+        let Some(request) = Request::parse(&buf[..len]) else {
             continue;
-        }
+        };
         if !limit.allow(from.ip(), Instant::now()) {
             tracing::debug!(target: "nameserver::discovery", %from, "answer limit reached; request ignored");
             continue;
@@ -137,7 +142,8 @@ async fn answer(socket: UdpSocket, nameserver: Uri, rewrite_host: bool) {
             nameserver.clone()
         };
         tracing::debug!(target: "nameserver::discovery", %from, %uri, "answering discovery");
-        if let Err(error) = socket.send_to(uri.to_string().as_bytes(), from).await {
+        let answer = request.answer(&uri.to_string(), secret.as_ref());
+        if let Err(error) = socket.send_to(answer.as_bytes(), from).await {
             tracing::debug!(target: "nameserver::discovery", %from, %error, "reply failed");
         }
     }

@@ -94,6 +94,10 @@ pub struct Options {
     /// Where the registry is kept across restarts (a [`RedbStore`], say); every change is
     /// stored before it is acknowledged. Default none: the registry lives in memory only.
     pub store: Option<Arc<dyn Store>>,
+    /// With a secret in `config`: whether lookups too need it. By default they do not: anyone
+    /// may look names up, only clients that prove the secret may register, remove or change
+    /// metadata, and discovery answers carry a tag that clients with the secret check.
+    pub lookups_need_auth: bool,
 }
 
 impl Default for Options {
@@ -108,6 +112,7 @@ impl Default for Options {
             limits: Limits::default(),
             admin_token: None,
             store: None,
+            lookups_need_auth: false,
         }
     }
 }
@@ -158,13 +163,21 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
         port: Some(options.port),
     }
     .to_string();
-    let daemon = Daemon::bind_with(address.as_str(), options.config).await?;
+    let secret = options.config.secret.clone();
+    let mut config = options.config;
+    config.allow_unauthenticated = secret.is_some() && !options.lookups_need_auth;
+    let daemon = Daemon::bind_with(address.as_str(), config).await?;
     let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
     let mut registry = Registry::with_limits(uri.clone(), options.limits);
     registry.set_admin_token(options.admin_token);
     let server = match options.store {
         Some(store) => NameServerImpl::with_store(registry, options.query_budget, store).await?,
         None => NameServerImpl::with_registry(registry, options.query_budget),
+    };
+    let server = if secret.is_some() {
+        server.changes_need_auth()
+    } else {
+        server
     };
     let query_stop = server.query_stop();
     daemon.register_as(NAMESERVER_OBJECT_ID, NameServerSkeleton::new(server))?;
@@ -173,12 +186,14 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
         .expect("a daemon bound to TCP has a local address");
     let discovery = if options.broadcast && !bound.ip().is_loopback() {
         let address = SocketAddr::new(bound.ip(), options.broadcast_port);
-        let responder = DiscoveryResponder::bind(address, uri.clone(), bound.ip().is_unspecified())
-            .await
-            .map_err(|source| Error::Bind {
-                address: address.to_string(),
-                source,
-            })?;
+        let rewrite_host = bound.ip().is_unspecified();
+        let responder =
+            DiscoveryResponder::bind(address, uri.clone(), rewrite_host, secret.clone())
+                .await
+                .map_err(|source| Error::Bind {
+                    address: address.to_string(),
+                    source,
+                })?;
         Some(responder)
     } else {
         None

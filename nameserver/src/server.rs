@@ -44,6 +44,8 @@ pub struct NameServerImpl {
     shrinkage: Shrinkage,
     /// Set when the nameserver stops: queries still scanning give up.
     stopping: Arc<AtomicBool>,
+    /// Whether only clients that proved the daemon's secret may change names.
+    changes_need_auth: bool,
 }
 
 impl NameServerImpl {
@@ -63,7 +65,26 @@ impl NameServerImpl {
             query_budget: budget,
             shrinkage: Shrinkage::default(),
             stopping: Arc::default(),
+            changes_need_auth: false,
         }
+    }
+
+    /// This nameserver, letting only clients that proved its daemon's shared secret register,
+    /// remove or change metadata; others get [`NamingError::NotAuthenticated`]. Lookups stay
+    /// open to whoever the daemon serves.
+    #[must_use]
+    pub fn changes_need_auth(mut self) -> NameServerImpl {
+        self.changes_need_auth = true;
+        self
+    }
+
+    /// Whether the caller may change names.
+    fn may_change(&self) -> Result<(), NamingError> {
+        if self.changes_need_auth && !rpc_core::caller_authenticated() {
+            tracing::info!(target: "nameserver", caller = ?rpc_core::caller_address(), "a change without the secret refused");
+            return Err(NamingError::NotAuthenticated);
+        }
+        Ok(())
     }
 
     /// A nameserver serving `registry` with what `store` holds added, keeping every change
@@ -127,6 +148,7 @@ impl NameServerImpl {
         &self,
         change: impl FnOnce(&mut Registry, Instant) -> Result<T, NamingError>,
     ) -> Result<T, NamingError> {
+        self.may_change()?;
         let changing = self.changing.lock().await;
         let mut next = self.registry().clone();
         let outcome = change(&mut next, Instant::now())?;
@@ -341,6 +363,8 @@ impl NameServerImpl {
         filter: NameFilter,
         token: Option<String>,
     ) -> Result<u64, NamingError> {
+        // Before any scan: a pattern's cost is not spent for a caller who may not remove.
+        self.may_change()?;
         let removed = match &filter {
             NameFilter::Name(_) => {
                 self.change(|registry, _| registry.remove_as(&filter, token.as_deref()))

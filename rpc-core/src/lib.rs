@@ -80,6 +80,7 @@ pub use config::{Config, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_NESTING_DEPTH};
 pub use daemon::{Daemon, InstanceMode};
 pub use dispatch::{Call, Dispatch, DispatchFuture, Encoded, MethodInfo};
 pub use error::{CallError, Disconnect, Error, NameServerAttempt};
+pub use naming::discovery;
 pub use naming::{
     DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, DISCOVERY_REQUEST, Lease, ListPage, MetadataQuery,
     NAMESERVER_OBJECT_ID, NameFilter, NameResolver, NameServer, NameServerBlockingProxy,

@@ -5,6 +5,7 @@
 //! resolve names through this module, so the core does not depend on that crate (Pyro keeps
 //! `locate_ns` and `resolve` in its core too).
 
+pub mod discovery;
 mod lease;
 mod locate;
 mod resolve;
@@ -167,6 +168,10 @@ pub enum NamingError {
     /// The nameserver is stopping, and gave up the query.
     #[error("the nameserver is stopping; the query was given up")]
     Stopping,
+    /// The nameserver has a shared secret, and only clients that proved it may register,
+    /// remove or change metadata (set [`Config::secret`](crate::Config::secret)).
+    #[error("only clients with the nameserver's secret may change names")]
+    NotAuthenticated,
 }
 
 /// The nameserver service (Pyro's API): names to URIs, with metadata.

@@ -99,6 +99,36 @@ impl Namespaces {
     }
 }
 
+impl Namespaces {
+    /// `count` hosts (`h1`, `h2`, ...) at `{subnet}.1`, `{subnet}.2`, ... (a /24) on a bridge
+    /// in a namespace of its own, `br`, whose ports are `p1`, `p2`, ...; `tag` as for
+    /// [`new`](Namespaces::new).
+    ///
+    /// # Errors
+    ///
+    /// Why they cannot be created (not root, no `ip`, no namespace support).
+    pub fn hosts_on_a_bridge(tag: &str, subnet: &str, count: u8) -> Result<Namespaces, String> {
+        let mut network = Namespaces::new(tag);
+        let bridge = network.add("br")?;
+        network.ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])?;
+        network.ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
+        for host in 1..=count {
+            let namespace = network.add(&format!("h{host}"))?;
+            let port = format!("p{host}");
+            network.ip(&[
+                "-n", &namespace, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                "netns", &bridge,
+            ])?;
+            let address = format!("{subnet}.{host}/24");
+            network.ip(&["-n", &namespace, "addr", "add", &address, "dev", "eth0"])?;
+            network.ip(&["-n", &namespace, "link", "set", "eth0", "up"])?;
+            network.ip(&["-n", &bridge, "link", "set", &port, "master", "br0"])?;
+            network.ip(&["-n", &bridge, "link", "set", &port, "up"])?;
+        }
+        Ok(network)
+    }
+}
+
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for name in self.created.iter().rev() {

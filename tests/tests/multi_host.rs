@@ -206,29 +206,5 @@ async fn wait_for_stdin_to_close() {
 
 /// Four hosts (`h1`..`h4`, at 10.203.0.1..4) on a bridge in a namespace of its own.
 fn four_hosts() -> Result<Namespaces, String> {
-    let mut network = Namespaces::new("mh");
-    let bridge = network.add("br")?;
-    network.ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"])?;
-    network.ip(&["-n", &bridge, "link", "set", "br0", "up"])?;
-    for host in 1..=4 {
-        let namespace = network.add(&format!("h{host}"))?;
-        let port = format!("p{host}");
-        network.ip(&[
-            "-n", &namespace, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
-            "netns", &bridge,
-        ])?;
-        network.ip(&[
-            "-n",
-            &namespace,
-            "addr",
-            "add",
-            &format!("10.203.0.{host}/24"),
-            "dev",
-            "eth0",
-        ])?;
-        network.ip(&["-n", &namespace, "link", "set", "eth0", "up"])?;
-        network.ip(&["-n", &bridge, "link", "set", &port, "master", "br0"])?;
-        network.ip(&["-n", &bridge, "link", "set", &port, "up"])?;
-    }
-    Ok(network)
+    Namespaces::hosts_on_a_bridge("mh", "10.203.0", 4)
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use nameserver::Options;
 use rpc_core::{
-    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, NameFilter, NameServerProxy, Uri, locate_ns,
+    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, NameFilter, NameServerProxy, Secret, Uri,
+    locate_ns,
 };
 
 /// Run an rpc-core nameserver, or query and change the one on your network.
@@ -53,6 +54,15 @@ enum Command {
         /// scan the registry before it fails as too slow.
         #[arg(long, value_name = "SECONDS", default_value_t = nameserver::DEFAULT_QUERY_BUDGET.as_secs_f64())]
         query_budget: f64,
+        /// A file holding the deployment's shared secret (else $RPC_SECRET_FILE, else
+        /// $RPC_SECRET; never the command line, which `ps` shows). With it, only clients that
+        /// prove the secret may register, remove or change metadata, and discovery answers
+        /// carry a tag such clients check.
+        #[arg(long, value_name = "PATH")]
+        secret_file: Option<PathBuf>,
+        /// With a secret: lookups need it too (by default anyone may look names up).
+        #[arg(long)]
+        lookups_need_auth: bool,
     },
     /// List registered names, optionally those starting with PREFIX.
     List {
@@ -136,6 +146,10 @@ struct NsAddress {
     /// The nameserver's port (default: $RPC_NS_PORT, else 9090).
     #[arg(long = "ns-port")]
     port: Option<u16>,
+    /// A file holding the deployment's shared secret (else $RPC_SECRET_FILE, else
+    /// $RPC_SECRET): needed to change names on a nameserver that has one.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
 }
 
 impl NsAddress {
@@ -143,8 +157,17 @@ impl NsAddress {
         let mut config = Config::default();
         config.nameserver.host = self.host.clone();
         config.nameserver.port = self.port;
+        config.secret = shared_secret(self.secret_file.as_deref())?;
         Ok(locate_ns(&config).await?)
     }
+}
+
+/// The shared secret in `file`, or else the one the environment gives, if any.
+fn shared_secret(file: Option<&std::path::Path>) -> anyhow::Result<Option<Secret>> {
+    Ok(match file {
+        Some(path) => Some(Secret::from_file(path)?),
+        None => Secret::from_env()?,
+    })
 }
 
 #[tokio::main]
@@ -170,8 +193,8 @@ fn described(registration: &rpc_core::Registration) -> String {
     text
 }
 
-/// A secret from `file` (its first line), or else from the environment variable `variable`.
-fn secret(file: Option<PathBuf>, variable: &str) -> anyhow::Result<Option<String>> {
+/// A token from `file` (its first line), or else from the environment variable `variable`.
+fn token(file: Option<PathBuf>, variable: &str) -> anyhow::Result<Option<String>> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(&path)
             .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
@@ -204,8 +227,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_token_file,
             store,
             query_budget,
+            secret_file,
+            lookups_need_auth,
         } => {
             let mut options = Options::default();
+            options.config.secret = shared_secret(secret_file.as_deref())?;
+            options.lookups_need_auth = lookups_need_auth;
             options.query_budget = std::time::Duration::try_from_secs_f64(query_budget)
                 .map_err(|_| anyhow::anyhow!("--query-budget takes a number of seconds"))?;
             if let Some(path) = store {
@@ -214,7 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })?;
                 options.store = Some(std::sync::Arc::new(opened));
             }
-            options.admin_token = secret(admin_token_file, "RPC_NS_ADMIN_TOKEN")?;
+            options.admin_token = token(admin_token_file, "RPC_NS_ADMIN_TOKEN")?;
             options.host = host;
             options.port = port;
             options.broadcast = !no_broadcast;
@@ -275,14 +302,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .transpose()?;
             match ttl {
                 _ if add => {
-                    let owner = secret(token_file, "RPC_NS_TOKEN")?;
+                    let owner = token(token_file, "RPC_NS_TOKEN")?;
                     names
                         .register_instance(name.clone(), uri.clone(), metadata, ttl, owner)
                         .await?;
                     println!("added {uri} to {name}");
                 }
                 Some(ttl) => {
-                    let owner = match secret(token_file, "RPC_NS_TOKEN")? {
+                    let owner = match token(token_file, "RPC_NS_TOKEN")? {
                         Some(owner) => owner,
                         None => {
                             let owner = rpc_core::new_owner_token();
@@ -313,7 +340,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ns,
         } => {
             let names = ns.locate().await?;
-            let token = secret(token_file, "RPC_NS_TOKEN")?;
+            let token = token(token_file, "RPC_NS_TOKEN")?;
             if let Some(uri) = uri {
                 let removed = names.remove_instance(pattern, uri, token).await?;
                 println!("removed {removed} instance(s)");

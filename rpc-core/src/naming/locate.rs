@@ -5,11 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::net::UdpSocket;
 
-use super::{DISCOVERY_REQUEST, NAMESERVER_OBJECT_ID, NameServerConfig, NameServerProxy};
+use super::discovery::{self, Request};
+use super::{NAMESERVER_OBJECT_ID, NameServerConfig, NameServerProxy};
 use crate::config::Config;
 use crate::error::Error;
 use crate::error::NameServerAttempt;
 use crate::proxy::Proxy;
+use crate::secret::{Secret, fresh_nonce};
 use crate::uri::{Location, Uri};
 
 /// Finds a nameserver and returns a connected proxy to it.
@@ -130,7 +132,7 @@ async fn discover(
     config: &Config,
     tried: &mut Vec<NameServerAttempt>,
 ) -> Option<NameServerProxy> {
-    let mut discovery = match Discovery::start(settings).await {
+    let mut discovery = match Discovery::start(settings, config.secret.as_ref()).await {
         Ok(discovery) => discovery,
         Err(reason) => {
             tried.push(reason);
@@ -150,8 +152,8 @@ async fn discover(
 }
 
 /// Every nameserver that answers discovery within its rounds, in the order they answered.
-pub(crate) async fn discover_all(settings: &NameServerConfig) -> Vec<Uri> {
-    let Ok(mut discovery) = Discovery::start(settings).await else {
+pub(crate) async fn discover_all(settings: &NameServerConfig, secret: Option<&Secret>) -> Vec<Uri> {
+    let Ok(mut discovery) = Discovery::start(settings, secret).await else {
         return Vec::new();
     };
     while discovery.next_answer().await.is_some() {}
@@ -168,10 +170,23 @@ struct Discovery<'a> {
     deadline: Option<tokio::time::Instant>,
     answered: Vec<Uri>,
     last_error: String,
+    /// What is sent: signed with a fresh nonce when there is a secret.
+    request: Request,
+    /// The secret that answers must verify, if any.
+    secret: Option<&'a Secret>,
 }
 
 impl<'a> Discovery<'a> {
-    async fn start(settings: &'a NameServerConfig) -> Result<Discovery<'a>, NameServerAttempt> {
+    async fn start(
+        settings: &'a NameServerConfig,
+        secret: Option<&'a Secret>,
+    ) -> Result<Discovery<'a>, NameServerAttempt> {
+        let request = match secret {
+            Some(_) => Request::Signed(
+                fresh_nonce().map_err(|error| NameServerAttempt::Broadcast(Arc::new(error)))?,
+            ),
+            None => Request::Plain,
+        };
         let port = settings.broadcast_port();
         let targets: Vec<SocketAddr> = settings
             .broadcast_addresses()
@@ -189,6 +204,8 @@ impl<'a> Discovery<'a> {
             deadline: None,
             answered: Vec::new(),
             last_error: "no answer".to_owned(),
+            request,
+            secret,
         };
         discovery
             .socket
@@ -212,7 +229,13 @@ impl<'a> Discovery<'a> {
                 self.deadline = None;
                 continue;
             };
-            match acceptable_answer(&buf[..len], from, self.settings) {
+            let answer = match (&self.request, self.secret) {
+                (Request::Signed(nonce), Some(secret)) => {
+                    discovery::verified_answer(&buf[..len], nonce, secret)
+                }
+                _ => Ok(&buf[..len]),
+            };
+            match answer.and_then(|uri| acceptable_answer(uri, from, self.settings)) {
                 // Each nameserver answers every round; one seen before is not tried again.
                 Ok(uri) if self.answered.contains(&uri) => {}
                 Ok(uri) => {
@@ -232,7 +255,7 @@ impl<'a> Discovery<'a> {
     async fn send_round(&mut self) -> tokio::time::Instant {
         self.rounds_left -= 1;
         for target in &self.targets {
-            if let Err(error) = self.socket.send_to(DISCOVERY_REQUEST, target).await {
+            if let Err(error) = self.socket.send_to(&self.request.to_bytes(), target).await {
                 self.last_error = format!("sending to {target} failed: {error}");
             }
         }

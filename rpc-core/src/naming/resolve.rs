@@ -87,7 +87,7 @@ async fn ask_all(ns: NameServerProxy, uri: &Uri, config: &Config) -> Result<Vec<
         Err(Error::Naming(NamingError::UnknownName(_) | NamingError::NoMatch(_)))
             if found_by_broadcast =>
         {
-            for other in discover_all(&settings).await {
+            for other in discover_all(&settings, config.secret.as_ref()).await {
                 if other == *ns.proxy().uri() {
                     continue;
                 }
