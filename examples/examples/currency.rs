@@ -2,9 +2,10 @@
 //! process, on loopback. The same parts run separately as `nameserver serve`,
 //! `currency_worker` and `currency_client` (see the README).
 //!
-//! Run with `cargo run -p rpc-examples --example currency [PAIR ...]`.
+//! Run with `cargo run -p rpc-examples --example currency [PAIR ...]`. With `RPC_SECRET` (or
+//! `RPC_SECRET_FILE`) set, all three parts use it as the deployment's shared secret.
 
-use rpc_core::{Config, Daemon, NameServerConfig};
+use rpc_core::{Config, Daemon, NameServerConfig, Secret};
 use rpc_examples::currency::{self, DEFAULT_PAIRS};
 
 #[tokio::main]
@@ -16,13 +17,24 @@ async fn main() -> anyhow::Result<()> {
         pairs
     };
 
-    let ns = nameserver::start(nameserver::Options::loopback(0)).await?;
+    let secret = Secret::from_env()?;
+    println!(
+        "shared secret: {}",
+        if secret.is_some() {
+            "on (from the environment)"
+        } else {
+            "off (set RPC_SECRET to turn it on)"
+        }
+    );
+    let mut options = nameserver::Options::loopback(0);
+    options.config.secret = secret.clone();
+    let ns = nameserver::start(options).await?;
     println!("nameserver: running at {}", ns.uri());
     let ns_port = ns.daemon().local_addr().expect("a TCP nameserver").port();
-    let mut config = Config::default();
+    let mut config = Config::default().secret(secret);
     config.nameserver = NameServerConfig::at("127.0.0.1", ns_port);
 
-    let worker = Daemon::bind("127.0.0.1:0").await?;
+    let worker = Daemon::bind_with("127.0.0.1:0", config.clone()).await?;
     let lease = currency::serve_worker(&worker, &config).await?;
 
     currency::run_client(&pairs, &config).await?;

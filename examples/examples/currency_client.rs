@@ -17,7 +17,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = args.nameserver.config();
+    let config = args.nameserver.config()?;
     let pairs = if args.pairs.is_empty() {
         DEFAULT_PAIRS.iter().map(|p| (*p).to_owned()).collect()
     } else {

@@ -23,8 +23,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = args.nameserver.config();
-    let daemon = Daemon::bind(format!("{}:{}", args.host, args.port).as_str()).await?;
+    let config = args.nameserver.config()?;
+    let daemon = Daemon::bind_with(
+        format!("{}:{}", args.host, args.port).as_str(),
+        config.clone(),
+    )
+    .await?;
     let lease = currency::serve_worker(&daemon, &config).await?;
     println!("worker: serving until Ctrl-C");
     tokio::signal::ctrl_c().await?;

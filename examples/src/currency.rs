@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use rpc_core::{CallError, Config, Daemon, InstanceMode, Lease, Proxy, Uri, service};
+use rpc_core::{CallError, Config, Daemon, InstanceMode, Lease, Proxy, Secret, Uri, service};
 use serde::{Deserialize, Serialize};
 
 /// The name the worker registers in the nameserver.
@@ -47,12 +47,18 @@ pub struct NameServerArgs {
 }
 
 impl NameServerArgs {
-    /// A configuration that finds the nameserver as these arguments say.
-    pub fn config(&self) -> Config {
+    /// A configuration that finds the nameserver as these arguments say, with the shared
+    /// secret of `RPC_SECRET_FILE` or `RPC_SECRET` if one is set.
+    ///
+    /// # Errors
+    ///
+    /// If the secret's file cannot be read, or the secret is too short.
+    pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::default();
         config.nameserver.host = self.ns_host.clone();
         config.nameserver.port = self.ns_port;
-        config
+        config.secret = Secret::from_env()?;
+        Ok(config)
     }
 }
 

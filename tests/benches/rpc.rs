@@ -147,8 +147,16 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     config.max_connections_per_address = 20_000;
     // The daemon and the raw server on a one-thread runtime of their own, the clients on
     // this one: what a server and a client in two processes get.
-    let (server, (single, percall, raw, daemon_address)) =
+    let secret = bench_secret();
+    let secured_config = config.clone().secret(Some(secret.clone()));
+    let (server, ((single, percall, raw, daemon_address), (secured, _secured_daemon))) =
         ServerThread::start(move || async move {
+            let secured_daemon = Daemon::bind_with("127.0.0.1:0", secured_config)
+                .await
+                .unwrap();
+            let secured = secured_daemon
+                .register_as("single", BenchSkeleton::new(Impl))
+                .unwrap();
             let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
             let single = daemon
                 .register_as("single", BenchSkeleton::new(Impl))
@@ -160,7 +168,10 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
                 .unwrap();
             let raw = spawn_raw_server().await;
             let address = daemon.local_addr().unwrap();
-            ((single, percall, raw, address), daemon)
+            (
+                ((single, percall, raw, address), (secured, secured_daemon)),
+                daemon,
+            )
         });
     let mut rows = Vec::new();
 
@@ -340,6 +351,47 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
             median(base),
         ));
         ns.shutdown().await;
+    }
+
+    // 5a. The shared secret: per call, and at connect.
+    if select.wants("secret") {
+        let with_secret = Config::default().secret(Some(secret.clone()));
+        let secure = BenchProxy::with_config(secured.clone(), with_secret.clone());
+        secure.add(1, 1).await.unwrap();
+        let (ours, base) = interleaved(
+            select,
+            scale.rounds,
+            || sequential(scale.sequential_calls, |a| secure.add(a, 1)),
+            || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
+        )
+        .await;
+        rows.push(Row::rate(
+            "sequential add with a shared secret: calls/s (vs without)",
+            median_run(ours).rate,
+            median_run(base).rate,
+        ));
+        let (ours, base) = interleaved(
+            select,
+            scale.lookups,
+            || {
+                timed(async {
+                    let fresh = BenchProxy::with_config(secured.clone(), with_secret.clone());
+                    fresh.add(1, 2).await.unwrap();
+                })
+            },
+            || {
+                timed(async {
+                    let fresh = BenchProxy::new(single.clone());
+                    fresh.add(1, 2).await.unwrap();
+                })
+            },
+        )
+        .await;
+        rows.push(Row::latency(
+            "new proxy with a shared secret: connect + first call (vs without)",
+            median(ours),
+            median(base),
+        ));
     }
 
     // 5b. A large registry: lookups in memory and from a store, durable registrations.
@@ -587,6 +639,12 @@ async fn echo_vec(proxy: &BenchProxy, size: usize, calls: usize) -> f64 {
     }
     assert_eq!(payload.len(), size);
     calls as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The secret of the benchmark's secured daemon, made afresh for each run.
+fn bench_secret() -> rpc_core::Secret {
+    let random = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+    rpc_core::Secret::new(format!("bench secret {random:016x}")).unwrap()
 }
 
 // ---- The raw tokio baseline: 4-byte big-endian length, then the body. ----
