@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::naming::NameServerConfig;
 use crate::protocol::HEADER_LEN;
 use crate::secret::Secret;
+use crate::tls::{TlsClient, TlsServer};
 
 /// The default limit on one message, header included: 8 MiB, as tarpc (gRPC uses 4 MiB).
 /// Large enough for ordinary payloads, small enough that a hostile peer cannot make a daemon
@@ -115,6 +116,12 @@ pub struct Config {
     /// The nameserver uses this to keep lookups open while only its operators change names.
     /// Default `false`.
     pub allow_unauthenticated: bool,
+    /// Daemon: TLS on its TCP port, which then accepts only TLS. See [`TlsServer`]. Default
+    /// none.
+    pub tls_server: Option<TlsServer>,
+    /// Proxy: TLS to every TCP daemon, checking its certificate against these roots and the
+    /// host in the URI. See [`TlsClient`]. Default none.
+    pub tls_client: Option<TlsClient>,
 }
 
 impl Default for Config {
@@ -141,6 +148,8 @@ impl Default for Config {
             nameserver: NameServerConfig::default(),
             secret: None,
             allow_unauthenticated: false,
+            tls_server: None,
+            tls_client: None,
         }
     }
 }
@@ -183,6 +192,8 @@ impl Config {
         nameserver: NameServerConfig,
         secret: Option<Secret>,
         allow_unauthenticated: bool,
+        tls_server: Option<TlsServer>,
+        tls_client: Option<TlsClient>,
     }
 
     /// The longest frame body the limit allows.

@@ -504,12 +504,34 @@ fn spawn_session(
             Accepted::Tcp(stream, peer) => {
                 // Small calls must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let (read, write) = stream.into_split();
                 let peer = session::Peer {
                     label: Arc::from(peer.to_string()),
                     ip: Some(peer.ip()),
                 };
-                session::serve(read, write, peer, shared).await;
+                match shared.config.tls_server.clone() {
+                    None => {
+                        let (read, write) = stream.into_split();
+                        session::serve(read, write, peer, shared).await;
+                    }
+                    Some(tls) => {
+                        // The TLS handshake counts against the handshake timeout as well.
+                        let timeout = shared.config.handshake_timeout;
+                        let accepted =
+                            tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await;
+                        match accepted {
+                            Ok(Ok(stream)) => {
+                                let (read, write) = tokio::io::split(stream);
+                                session::serve(read, write, peer, shared).await;
+                            }
+                            Ok(Err(error)) => {
+                                tracing::debug!(target: "rpc_core::daemon", %peer, %error, "TLS handshake failed");
+                            }
+                            Err(_) => {
+                                tracing::debug!(target: "rpc_core::daemon", %peer, "no TLS handshake within {timeout:?}");
+                            }
+                        }
+                    }
+                }
             }
             Accepted::Unix(stream) => {
                 let (read, write) = stream.into_split();
@@ -534,7 +556,9 @@ fn refuse(
 ) {
     let error = refusal.to_remote_error(config);
     admission.warn(&format_args!("connection refused: {error}"));
-    if refusing.len() >= REFUSALS_AT_ONCE {
+    // A TLS client could not read a plain frame, and a TLS handshake per refusal would make
+    // refusing cost what serving does: such a connection is just closed.
+    if refusing.len() >= REFUSALS_AT_ONCE || config.tls_server.is_some() {
         // Dropping the connection closes it at once.
         return;
     }

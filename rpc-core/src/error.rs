@@ -34,6 +34,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The TLS handshake with the daemon at this address failed: its certificate is not
+    /// signed by a root this side trusts, or names another host, or the daemon refused this
+    /// side's certificate (or its lack of one). The call did not run.
+    #[error("TLS with {address} failed: {source}")]
+    Tls {
+        /// The address tried.
+        address: String,
+        /// What TLS reported.
+        #[source]
+        source: io::Error,
+    },
     /// Could not listen on this address.
     #[error("could not bind {address}: {source}")]
     Bind {

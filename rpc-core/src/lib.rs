@@ -65,6 +65,7 @@ mod naming;
 pub mod protocol;
 mod proxy;
 mod secret;
+mod tls;
 mod uri;
 
 #[doc(hidden)]
@@ -90,6 +91,7 @@ pub use naming::{
 pub use protocol::RemoteError;
 pub use proxy::{Proxy, Resolve, ResolveFuture};
 pub use secret::{MIN_SECRET_LEN, SECRET_ENV, SECRET_FILE_ENV, Secret, SecretError};
+pub use tls::{TlsClient, TlsError, TlsServer};
 pub use uri::{HostPort, IdError, Location, Uri, UriError, validate_id};
 
 /// Turns a trait into a remote service: a client proxy, a blocking proxy and a server skeleton.

@@ -4,6 +4,7 @@ mod link;
 mod pending;
 mod resolver;
 mod socket;
+mod tls_pump;
 mod writer;
 
 use std::fmt;

@@ -15,6 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::pending::{Ended, Pending};
 use super::socket::{ReadHalf, WriteHalf};
+use super::tls_pump::over_tls;
 use super::writer::Writer;
 use crate::codec::Format;
 use crate::config::Config;
@@ -119,6 +120,23 @@ impl Link {
                         .map_err(connect_error)?;
                     // Small calls must not wait for Nagle's algorithm.
                     stream.set_nodelay(true).map_err(connect_error)?;
+                    if let Some(tls) = &config.tls_client {
+                        let local =
+                            over_tls(stream, host, tls)
+                                .await
+                                .map_err(|source| Error::Tls {
+                                    address: address.clone(),
+                                    source,
+                                })?;
+                        let (read, write) = local.into_split();
+                        return Link::handshake(
+                            ReadHalf::Unix(read),
+                            WriteHalf::Unix(write),
+                            object,
+                            config,
+                        )
+                        .await;
+                    }
                     let (read, write) = stream.into_split();
                     Link::handshake(ReadHalf::Tcp(read), WriteHalf::Tcp(write), object, config)
                         .await
