@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rpc_core::{Config, Daemon, InstanceMode, NameServerConfig, Proxy, service};
 use serde_bytes::ByteBuf;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -140,6 +140,23 @@ struct Row {
     note: &'static str,
 }
 
+/// What the server thread serves.
+struct Served {
+    single: rpc_core::Uri,
+    percall: rpc_core::Uri,
+    /// The raw baseline's server.
+    raw: SocketAddr,
+    daemon_address: SocketAddr,
+    /// `single` on a daemon with a shared secret.
+    secured: rpc_core::Uri,
+    /// `single` on a daemon with TLS, by the name its certificate carries.
+    over_tls: rpc_core::Uri,
+    /// The raw baseline's server over TLS.
+    raw_tls: SocketAddr,
+    /// The daemons besides the thread's own, kept running.
+    others: Vec<Daemon>,
+}
+
 async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     let mut config = Config::default();
     // Room for the idle-connection workload; the default cap is 1,024.
@@ -149,30 +166,52 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
     // this one: what a server and a client in two processes get.
     let secret = bench_secret();
     let secured_config = config.clone().secret(Some(secret.clone()));
-    let (server, ((single, percall, raw, daemon_address), (secured, _secured_daemon))) =
-        ServerThread::start(move || async move {
-            let secured_daemon = Daemon::bind_with("127.0.0.1:0", secured_config)
-                .await
-                .unwrap();
-            let secured = secured_daemon
-                .register_as("single", BenchSkeleton::new(Impl))
-                .unwrap();
-            let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
-            let single = daemon
-                .register_as("single", BenchSkeleton::new(Impl))
-                .unwrap();
-            let percall = daemon
-                .register_factory("percall", InstanceMode::PerCall, || {
-                    BenchSkeleton::new(Impl)
-                })
-                .unwrap();
-            let raw = spawn_raw_server().await;
-            let address = daemon.local_addr().unwrap();
-            (
-                ((single, percall, raw, address), (secured, secured_daemon)),
-                daemon,
-            )
-        });
+    let tls = Arc::new(BenchTls::new());
+    let tls_config = config.clone().tls_server(Some(tls.server.clone()));
+    let raw_acceptor = tls.acceptor.clone();
+    let (server, served) = ServerThread::start(move || async move {
+        let secured_daemon = Daemon::bind_with("127.0.0.1:0", secured_config)
+            .await
+            .unwrap();
+        let secured = secured_daemon
+            .register_as("single", BenchSkeleton::new(Impl))
+            .unwrap();
+        let tls_daemon = Daemon::bind_with("127.0.0.1:0", tls_config).await.unwrap();
+        let tls_port = tls_daemon.local_addr().unwrap().port();
+        tls_daemon
+            .register_as("single", BenchSkeleton::new(Impl))
+            .unwrap();
+        let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+        let single = daemon
+            .register_as("single", BenchSkeleton::new(Impl))
+            .unwrap();
+        let percall = daemon
+            .register_factory("percall", InstanceMode::PerCall, || {
+                BenchSkeleton::new(Impl)
+            })
+            .unwrap();
+        let served = Served {
+            single,
+            percall,
+            raw: spawn_raw_server(None).await,
+            daemon_address: daemon.local_addr().unwrap(),
+            secured,
+            over_tls: format!("PYRO:single@localhost:{tls_port}").parse().unwrap(),
+            raw_tls: spawn_raw_server(Some(raw_acceptor)).await,
+            others: vec![secured_daemon, tls_daemon],
+        };
+        (served, daemon)
+    });
+    let Served {
+        single,
+        percall,
+        raw,
+        daemon_address,
+        secured,
+        over_tls,
+        raw_tls,
+        others: _others,
+    } = served;
     let mut rows = Vec::new();
 
     let proxy = BenchProxy::new(single.clone());
@@ -184,7 +223,9 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
             select,
             scale.rounds,
             || sequential(scale.sequential_calls, |a| proxy.add(a, 1)),
-            || raw_sequential(raw, scale.sequential_calls),
+            || async {
+                raw_sequential(RawClient::connect(raw).await, scale.sequential_calls).await
+            },
         )
         .await;
         let (ours, base) = (median_run(ours), median_run(base));
@@ -389,6 +430,55 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
         .await;
         rows.push(Row::latency(
             "new proxy with a shared secret: connect + first call (vs without)",
+            median(ours),
+            median(base),
+        ));
+    }
+
+    // 5c. TLS: per call and at connect, against the raw baseline over tokio-rustls.
+    if select.wants("tls") {
+        let with_tls = Config::default().tls_client(Some(tls.client.clone()));
+        let secure = BenchProxy::with_config(over_tls.clone(), with_tls.clone());
+        secure.add(1, 1).await.unwrap();
+        let (ours, base) = interleaved(
+            select,
+            scale.rounds,
+            || sequential(scale.sequential_calls, |a| secure.add(a, 1)),
+            || async {
+                raw_sequential(tls.raw_client(raw_tls).await, scale.sequential_calls).await
+            },
+        )
+        .await;
+        let (ours, base) = (median_run(ours), median_run(base));
+        rows.push(Row::rate(
+            "sequential add over TLS: calls/s (vs raw TLS)",
+            ours.rate,
+            base.rate,
+        ));
+        rows.push(Row::latency(
+            "sequential add over TLS: p50 latency",
+            ours.p50,
+            base.p50,
+        ));
+        let (ours, base) = interleaved(
+            select,
+            scale.lookups,
+            || {
+                timed(async {
+                    let fresh = BenchProxy::with_config(over_tls.clone(), with_tls.clone());
+                    fresh.add(1, 2).await.unwrap();
+                })
+            },
+            || {
+                timed(async {
+                    let mut fresh = tls.raw_client(raw_tls).await;
+                    fresh.call(ADD_REQUEST_LEN).await;
+                })
+            },
+        )
+        .await;
+        rows.push(Row::latency(
+            "new proxy over TLS: connect + first call (vs raw TLS connect + exchange)",
             median(ours),
             median(base),
         ));
@@ -652,19 +742,92 @@ fn bench_secret() -> rpc_core::Secret {
 /// A server that answers each frame with a frame: an `ADD_REPLY_LEN`-byte reply to a small
 /// request, and the request's own body (an echo) to anything larger. It reads what the socket
 /// has, answers every whole frame in it, and writes all those replies in one write.
-async fn spawn_raw_server() -> SocketAddr {
+async fn spawn_raw_server(tls: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             stream.set_nodelay(true).unwrap();
-            tokio::spawn(serve_raw(stream));
+            match &tls {
+                None => drop(tokio::spawn(serve_raw(stream))),
+                Some(acceptor) => {
+                    let accepting = acceptor.accept(stream);
+                    tokio::spawn(async move {
+                        if let Ok(stream) = accepting.await {
+                            serve_raw(stream).await;
+                        }
+                    });
+                }
+            }
         }
     });
     address
 }
 
-async fn serve_raw(mut stream: TcpStream) {
+/// One certificate for `localhost`, from a CA made for this run, as our settings and as the
+/// raw baseline's rustls configurations.
+struct BenchTls {
+    server: rpc_core::TlsServer,
+    client: rpc_core::TlsClient,
+    acceptor: tokio_rustls::TlsAcceptor,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl BenchTls {
+    fn new() -> BenchTls {
+        use rustls_pki_types::pem::PemObject;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let (chain, key_pem, root) = (certificate.pem(), key.serialize_pem(), ca.pem());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        BenchTls {
+            server: rpc_core::TlsServer::from_pem(chain.as_bytes(), key_pem.as_bytes(), None)
+                .unwrap(),
+            client: rpc_core::TlsClient::from_pem(root.as_bytes(), None).unwrap(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+        }
+    }
+
+    /// A raw client over TLS to the raw server at `address`.
+    async fn raw_client(
+        &self,
+        address: SocketAddr,
+    ) -> RawClient<tokio_rustls::client::TlsStream<TcpStream>> {
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = self
+            .connector
+            .connect(name, raw_tcp(address).await)
+            .await
+            .unwrap();
+        RawClient::over(stream)
+    }
+}
+
+async fn serve_raw<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let reply = [0u8; ADD_REPLY_LEN];
     let mut input = Vec::with_capacity(64 * 1024);
     let mut output = Vec::with_capacity(64 * 1024);
@@ -702,16 +865,26 @@ fn whole_frame(buffer: &[u8]) -> Option<&[u8]> {
     buffer.get(..4 + len)
 }
 
-struct RawClient {
-    stream: TcpStream,
+struct RawClient<S = TcpStream> {
+    stream: S,
     request: Vec<u8>,
     reply: Vec<u8>,
 }
 
+async fn raw_tcp(address: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
 impl RawClient {
     async fn connect(address: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(address).await.unwrap();
-        stream.set_nodelay(true).unwrap();
+        RawClient::over(raw_tcp(address).await)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    fn over(stream: S) -> RawClient<S> {
         RawClient {
             stream,
             request: Vec::new(),
@@ -731,8 +904,10 @@ impl RawClient {
     }
 }
 
-async fn raw_sequential(address: SocketAddr, calls: usize) -> Sequential {
-    let mut client = RawClient::connect(address).await;
+async fn raw_sequential<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: RawClient<S>,
+    calls: usize,
+) -> Sequential {
     let mut latencies = Vec::with_capacity(calls);
     let started = Instant::now();
     for _ in 0..calls {
