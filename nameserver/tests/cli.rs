@@ -5,24 +5,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_nameserver");
+mod support;
+
+use support::{BINARY, command as client};
 
 /// Bounds every wait, so a broken binary fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-fn client(port: u16, args: &[&str]) -> (bool, String) {
-    let output = Command::new(BINARY)
-        .args(args)
-        .args(["--ns-host", "127.0.0.1", "--ns-port", &port.to_string()])
-        .output()
-        .expect("running the client command");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 #[test]
 fn serve_answer_the_client_commands_and_stop_on_sigterm() {

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use nameserver::Options;
 use rpc_core::{
-    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, NameFilter, NameServerProxy, Secret, Uri,
-    locate_ns,
+    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, NameFilter, NameServerProxy, Secret,
+    TlsClient, TlsServer, Uri, locate_ns,
 };
 
 /// Run an rpc-core nameserver, or query and change the one on your network.
@@ -63,6 +63,15 @@ enum Command {
         /// With a secret: lookups need it too (by default anyone may look names up).
         #[arg(long)]
         lookups_need_auth: bool,
+        /// Serve TLS only, with this certificate chain (PEM, the nameserver's own first).
+        #[arg(long, value_name = "PATH", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, value_name = "PATH", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// With TLS: require client certificates signed by these roots (PEM): mutual TLS.
+        #[arg(long, value_name = "PATH", requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
     },
     /// List registered names, optionally those starting with PREFIX.
     List {
@@ -150,6 +159,15 @@ struct NsAddress {
     /// $RPC_SECRET): needed to change names on a nameserver that has one.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
+    /// Talk TLS to the nameserver, trusting these roots (PEM).
+    #[arg(long, value_name = "PATH")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca: present this certificate chain (PEM), for mutual TLS.
+    #[arg(long, value_name = "PATH", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl NsAddress {
@@ -158,6 +176,10 @@ impl NsAddress {
         config.nameserver.host = self.host.clone();
         config.nameserver.port = self.port;
         config.secret = shared_secret(self.secret_file.as_deref())?;
+        if let Some(roots) = &self.tls_ca {
+            let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+            config.tls_client = Some(TlsClient::from_pem_files(roots, identity)?);
+        }
         Ok(locate_ns(&config).await?)
     }
 }
@@ -229,8 +251,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             query_budget,
             secret_file,
             lookups_need_auth,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
         } => {
             let mut options = Options::default();
+            if let (Some(chain), Some(key)) = (&tls_cert, &tls_key) {
+                let server = TlsServer::from_pem_files(chain, key, tls_client_ca.as_deref())?;
+                options.config.tls_server = Some(server);
+            }
             options.config.secret = shared_secret(secret_file.as_deref())?;
             options.lookups_need_auth = lookups_need_auth;
             options.query_budget = std::time::Duration::try_from_secs_f64(query_budget)

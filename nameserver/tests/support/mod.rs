@@ -1,5 +1,8 @@
 //! Helpers shared by the tests that run the `nameserver` binary.
 
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
@@ -61,4 +64,22 @@ pub(crate) async fn client(port: u16) -> NameServerProxy {
     let mut config = Config::default();
     config.nameserver = NameServerConfig::at("127.0.0.1", port);
     locate_ns(&config).await.unwrap()
+}
+
+/// Runs the client command `args` against the nameserver on `port`, with no secret from the
+/// environment; whether it succeeded, and what it printed.
+pub(crate) fn command(port: u16, args: &[&str]) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .args(["--ns-host", "127.0.0.1", "--ns-port", &port.to_string()])
+        .env_remove("RPC_SECRET")
+        .env_remove("RPC_SECRET_FILE")
+        .output()
+        .expect("running the client command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }
