@@ -119,6 +119,11 @@ pub struct Config {
     /// Daemon: TLS on its TCP port, which then accepts only TLS. See [`TlsServer`]. Default
     /// none.
     pub tls_server: Option<TlsServer>,
+    /// Daemon with [`tls_server`](Config::tls_server): whether its port serves plain clients
+    /// too, told apart by their first byte (a TLS handshake starts with 0x16, this protocol
+    /// with `R`). Off by default: a plain connection is neither encrypted nor checked, so
+    /// turn this on only while clients move to TLS.
+    pub accept_plain_with_tls: bool,
     /// Proxy: TLS to every TCP daemon, checking its certificate against these roots and the
     /// host in the URI. See [`TlsClient`]. Default none.
     pub tls_client: Option<TlsClient>,
@@ -149,6 +154,7 @@ impl Default for Config {
             secret: None,
             allow_unauthenticated: false,
             tls_server: None,
+            accept_plain_with_tls: false,
             tls_client: None,
         }
     }
@@ -193,6 +199,7 @@ impl Config {
         secret: Option<Secret>,
         allow_unauthenticated: bool,
         tls_server: Option<TlsServer>,
+        accept_plain_with_tls: bool,
         tls_client: Option<TlsClient>,
     }
 

@@ -508,7 +508,15 @@ fn spawn_session(
                     label: Arc::from(peer.to_string()),
                     ip: Some(peer.ip()),
                 };
-                match shared.config.tls_server.clone() {
+                let tls = match shared.config.tls_server.clone() {
+                    Some(tls) if shared.config.accept_plain_with_tls => {
+                        starts_tls(&stream, shared.config.handshake_timeout)
+                            .await
+                            .then_some(tls)
+                    }
+                    tls => tls,
+                };
+                match tls {
                     None => {
                         let (read, write) = stream.into_split();
                         session::serve(read, write, peer, shared).await;
@@ -544,6 +552,18 @@ fn spawn_session(
         }
         address
     });
+}
+
+/// Whether the client on `stream` opens with a TLS handshake record (0x16), by a look at its
+/// first byte; a client silent for `timeout`, or gone, counts as plain (its session then
+/// times out or ends as any plain one does).
+async fn starts_tls(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD
+    )
 }
 
 /// Tells a connection over a cap why it is refused, and closes it.

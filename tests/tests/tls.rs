@@ -140,11 +140,17 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
         .await
         .unwrap_err();
     // With TLS 1.3 the client finishes its side of the handshake before the daemon checks it,
-    // so the refusal can arrive as the connection closing under the first call.
-    assert!(
-        matches!(error, Error::Tls { .. } | Error::ConnectionLost(_)),
-        "{error:?}"
-    );
+    // so the refusal arrives under the first call, as the TLS session failing.
+    match &error {
+        Error::ConnectionLost(rpc_core::Disconnect::Tls(source)) => {
+            assert!(
+                source.to_string().contains("CertificateRequired"),
+                "{source}"
+            );
+        }
+        Error::Tls { .. } => {}
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
 
     let impostor = Authority::new("an impostor's CA").issue(&["a client"]);
     let wrong = CalcProxy::with_config(uri, client(&authority, Some(&impostor)));
@@ -153,4 +159,22 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_daemon_that_allows_it_serves_tls_and_plain_clients_on_one_port() {
+    let authority = Authority::new("the deployment's CA");
+    let (chain, key) = authority.issue(&["localhost"]);
+    let server = TlsServer::from_pem(chain.as_bytes(), key.as_bytes(), None).unwrap();
+    let config = Config::default()
+        .tls_server(Some(server))
+        .accept_plain_with_tls(true);
+    let (_daemon, direct, _) = serve_calc_with(config).await;
+    let secure = CalcProxy::with_config(
+        at_host(direct.proxy().uri(), "localhost"),
+        client(&authority, None),
+    );
+    let plain = CalcProxy::new(direct.proxy().uri().clone());
+    assert_eq!(within("a TLS call", secure.add(2, 3)).await.unwrap(), 5);
+    assert_eq!(within("a plain call", plain.add(4, 5)).await.unwrap(), 9);
 }

@@ -24,6 +24,11 @@ pub enum Disconnect {
     /// Writing to the socket failed.
     #[error("writing to the daemon failed: {0}")]
     Write(#[source] Arc<io::Error>),
+    /// The TLS session failed after its handshake: the daemon refused this side's
+    /// certificate (with TLS 1.3 that comes after the client's handshake is done), or sent
+    /// a TLS alert.
+    #[error("the TLS session failed: {0}")]
+    Tls(#[source] Arc<io::Error>),
     /// A keepalive ping went unanswered for this long.
     #[error(
         "the daemon did not answer a keepalive ping within {0:?} (see `Config::keepalive_timeout`)"

@@ -15,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::pending::{Ended, Pending};
 use super::socket::{ReadHalf, WriteHalf};
-use super::tls_pump::over_tls;
+use super::tls_pump::{TlsFailure, over_tls};
 use super::writer::Writer;
 use crate::codec::Format;
 use crate::config::Config;
@@ -38,6 +38,8 @@ pub(crate) struct Link {
     writing: JoinHandle<()>,
     /// Fails calls past their deadline, and pings the daemon if keepalive is on.
     watchdog: JoinHandle<()>,
+    /// Over TLS: why the session failed, if it did, to report when the connection closes.
+    tls_failure: Option<TlsFailure>,
 }
 
 /// The receiving side of a link: frames off the socket, and what they mean.
@@ -121,7 +123,7 @@ impl Link {
                     // Small calls must not wait for Nagle's algorithm.
                     stream.set_nodelay(true).map_err(connect_error)?;
                     if let Some(tls) = &config.tls_client {
-                        let local =
+                        let (local, failure) =
                             over_tls(stream, host, tls)
                                 .await
                                 .map_err(|source| Error::Tls {
@@ -134,18 +136,31 @@ impl Link {
                             WriteHalf::Unix(write),
                             object,
                             config,
+                            Some(failure),
                         )
                         .await;
                     }
                     let (read, write) = stream.into_split();
-                    Link::handshake(ReadHalf::Tcp(read), WriteHalf::Tcp(write), object, config)
-                        .await
+                    Link::handshake(
+                        ReadHalf::Tcp(read),
+                        WriteHalf::Tcp(write),
+                        object,
+                        config,
+                        None,
+                    )
+                    .await
                 }
                 Location::Unix(path) => {
                     let stream = UnixStream::connect(path).await.map_err(connect_error)?;
                     let (read, write) = stream.into_split();
-                    Link::handshake(ReadHalf::Unix(read), WriteHalf::Unix(write), object, config)
-                        .await
+                    Link::handshake(
+                        ReadHalf::Unix(read),
+                        WriteHalf::Unix(write),
+                        object,
+                        config,
+                        None,
+                    )
+                    .await
                 }
             }
         };
@@ -168,6 +183,7 @@ impl Link {
         write: WriteHalf,
         object: &str,
         config: &Config,
+        tls_failure: Option<TlsFailure>,
     ) -> Result<Arc<Link>, Error> {
         let max_body_len = config.max_body_len();
         let hello = ClientConversation::handshake(object, max_body_len)?;
@@ -206,6 +222,7 @@ impl Link {
                 reader: Mutex::new(reader),
                 writing,
                 watchdog,
+                tls_failure,
             }
         }))
     }
@@ -289,7 +306,10 @@ impl Link {
                 ClientEvent::Nothing => return Ok(()),
                 ClientEvent::Ended(closing) => Ended::from(closing),
             },
-            Ok(None) => Ended::Lost(Disconnect::Closed),
+            Ok(None) => match self.tls_failure.as_ref().and_then(TlsFailure::get) {
+                Some(error) => Ended::Lost(Disconnect::Tls(error)),
+                None => Ended::Lost(Disconnect::Closed),
+            },
             Err(error) => read_error(error),
         };
         tracing::debug!(target: "rpc_core::proxy", ?ended, "connection ended");
