@@ -433,6 +433,18 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
             median(ours),
             median(base),
         ));
+        let (ours, base) = interleaved(
+            select,
+            scale.rounds,
+            || in_flight(&secure, 64, scale.pipelined_calls),
+            || in_flight(&proxy, 64, scale.pipelined_calls),
+        )
+        .await;
+        rows.push(Row::rate(
+            "1 connection with a shared secret, 64 in flight: calls/s (vs without)",
+            median(ours),
+            median(base),
+        ));
     }
 
     // 5c. TLS: per call and at connect, against the raw baseline over tokio-rustls.
@@ -479,6 +491,21 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
         .await;
         rows.push(Row::latency(
             "new proxy over TLS: connect + first call (vs raw TLS connect + exchange)",
+            median(ours),
+            median(base),
+        ));
+        let (ours, base) = interleaved(
+            select,
+            scale.rounds,
+            || in_flight(&secure, 64, scale.pipelined_calls),
+            || async {
+                let (read, write) = tokio::io::split(tls.raw_client(raw_tls).await.stream);
+                raw_pipelined_over(read, write, 64, scale.pipelined_calls, ADD_REQUEST_LEN).await
+            },
+        )
+        .await;
+        rows.push(Row::rate(
+            "1 connection over TLS, 64 in flight: calls/s (vs raw TLS)",
             median(ours),
             median(base),
         ));
@@ -931,9 +958,22 @@ async fn raw_echo(address: SocketAddr, size: usize, calls: usize) -> f64 {
 /// reader apart: the writer sends every frame the window allows in one write, the reader
 /// takes every reply the socket has in one read.
 async fn raw_pipelined(address: SocketAddr, depth: usize, calls: usize, body_len: usize) -> f64 {
-    let stream = TcpStream::connect(address).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (mut read, mut write) = stream.into_split();
+    let (read, write) = raw_tcp(address).await.into_split();
+    raw_pipelined_over(read, write, depth, calls, body_len).await
+}
+
+/// As [`raw_pipelined`], over the halves of any stream.
+async fn raw_pipelined_over<R, W>(
+    mut read: R,
+    mut write: W,
+    depth: usize,
+    calls: usize,
+    body_len: usize,
+) -> f64
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
     let window = Arc::new(Semaphore::new(depth));
     let started = Instant::now();
     let reader = {
