@@ -372,12 +372,7 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
         let (ours, base) = interleaved(
             select,
             scale.lookups,
-            || {
-                timed(async {
-                    let fresh = BenchProxy::new(single.clone());
-                    fresh.add(1, 2).await.unwrap();
-                })
-            },
+            || first_call(&single, Config::default()),
             || {
                 timed(async {
                     let mut fresh = RawClient::connect(raw).await;
@@ -414,18 +409,8 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
         let (ours, base) = interleaved(
             select,
             scale.lookups,
-            || {
-                timed(async {
-                    let fresh = BenchProxy::with_config(secured.clone(), with_secret.clone());
-                    fresh.add(1, 2).await.unwrap();
-                })
-            },
-            || {
-                timed(async {
-                    let fresh = BenchProxy::new(single.clone());
-                    fresh.add(1, 2).await.unwrap();
-                })
-            },
+            || first_call(&secured, with_secret.clone()),
+            || first_call(&single, Config::default()),
         )
         .await;
         rows.push(Row::latency(
@@ -475,12 +460,7 @@ async fn run(scale: &Scale, select: &Select) -> Vec<Row> {
         let (ours, base) = interleaved(
             select,
             scale.lookups,
-            || {
-                timed(async {
-                    let fresh = BenchProxy::with_config(over_tls.clone(), with_tls.clone());
-                    fresh.add(1, 2).await.unwrap();
-                })
-            },
+            || first_call(&over_tls, with_tls.clone()),
             || {
                 timed(async {
                     let mut fresh = tls.raw_client(raw_tls).await;
@@ -670,6 +650,15 @@ async fn in_flight(proxy: &BenchProxy, depth: usize, calls: usize) -> f64 {
                 proxy.add(i as u64, 1).await.unwrap();
             }
         }
+    })
+    .await
+}
+
+/// How long a new proxy for `uri` takes to connect and make its first call.
+async fn first_call(uri: &rpc_core::Uri, config: Config) -> Duration {
+    timed(async {
+        let fresh = BenchProxy::with_config(uri.clone(), config);
+        fresh.add(1, 2).await.unwrap();
     })
     .await
 }

@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
         nonce: [7; NONCE_LEN],
         required: true,
     });
-    let (mut honest, auth) = ClientConversation::new(Format::Bincode).authenticating(ClientAuth {
+    let mut honest = ClientConversation::new(Format::Bincode);
+    let auth = honest.start_auth(ClientAuth {
         secret: secret.clone(),
         nonce: [9; NONCE_LEN],
     });
@@ -107,7 +108,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The client's side, against whatever the script sends as the daemon.
-    let (mut client, _) = ClientConversation::new(Format::Bincode).authenticating(ClientAuth {
+    let mut client = ClientConversation::new(Format::Bincode);
+    client.start_auth(ClientAuth {
         secret,
         nonce: [9; NONCE_LEN],
     });

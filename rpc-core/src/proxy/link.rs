@@ -54,15 +54,10 @@ impl Reading {
     async fn authenticate(&mut self, secret: &Secret, writer: &Writer) -> Result<(), Error> {
         let nonce = fresh_nonce()
             .map_err(|error| Error::ConnectionLost(Disconnect::Read(Arc::new(error))))?;
-        let conversation = std::mem::replace(
-            &mut self.conversation,
-            ClientConversation::new(Format::Bincode),
-        );
-        let (conversation, auth) = conversation.authenticating(ClientAuth {
+        let auth = self.conversation.start_auth(ClientAuth {
             secret: secret.clone(),
             nonce,
         });
-        self.conversation = conversation;
         writer.send(auth)?;
         let ended = match self.frames.read_message().await {
             Ok(Some(message)) => match self.conversation.receive(message) {

@@ -67,15 +67,15 @@ impl ClientConversation {
         }
     }
 
-    /// This conversation for a client with a shared secret, and the auth frame to send first:
-    /// the daemon's challenge must come back before the handshake is sent (see
+    /// Starts the shared-secret exchange: the auth frame to send first. The daemon's
+    /// challenge must come back before the handshake is sent (see
     /// [`authentication`](super::authentication)).
-    pub fn authenticating(mut self, auth: ClientAuth) -> (Self, BytesMut) {
+    pub fn start_auth(&mut self, auth: ClientAuth) -> BytesMut {
         let frame = Message::encode(Kind::Auth, Flags::NONE, 0, &auth.nonce, usize::MAX)
             .unwrap_or_default();
         self.auth = Some(auth);
         self.phase = Phase::Authenticating;
-        (self, frame)
+        frame
     }
 
     /// The handshake frame for `object`.
@@ -353,7 +353,8 @@ mod tests {
             secret,
             nonce: [1; NONCE_LEN],
         };
-        let (conversation, hello) = ClientConversation::new(Format::Bincode).authenticating(auth);
+        let mut conversation = ClientConversation::new(Format::Bincode);
+        let hello = conversation.start_auth(auth);
         let hello = decoded(hello);
         assert_eq!(
             (hello.header.kind, &hello.body[..]),
