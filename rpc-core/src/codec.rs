@@ -1,16 +1,21 @@
-//! The one place that turns serde values into payload bytes and back (bincode 2).
+//! The one place that turns serde values into payload bytes and back: bincode 2 for our own
+//! protocol, serpent and JSON for Pyro5's.
 //!
-//! Every decode runs with a byte limit tied to the length of the input, so a length field in a
-//! small frame cannot make the decoder reserve gigabytes: bincode checks each claimed length
-//! against the limit before it allocates. bincode's limit is a type parameter, so the input
-//! length is rounded up to one of a few tiers; an allocation is at most 16 times the frame.
-//! Values may nest at most `Config::max_nesting_depth` levels, so no input can overflow the
-//! stack.
+//! Every bincode decode runs with a byte limit tied to the length of the input, so a length
+//! field in a small frame cannot make the decoder reserve gigabytes: bincode checks each
+//! claimed length against the limit before it allocates. bincode's limit is a type parameter,
+//! so the input length is rounded up to one of a few tiers; an allocation is at most 16 times
+//! the frame. Values may nest at most `Config::max_nesting_depth` levels, so no input can
+//! overflow the stack. Serpent and JSON documents are read into a [`PyValue`] first (whose
+//! size is bounded by the document's), then into the Rust type.
 
 mod depth;
 mod error;
+mod py_value;
+pub(crate) mod serpent;
 
 pub use error::{CodecCause, CodecError};
+pub use py_value::{PyException, PyValue, PyValueError, to_py_value};
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use bincode::enc::write::SizeWriter;
@@ -21,14 +26,18 @@ use serde::de::DeserializeOwned;
 
 use crate::config::DEFAULT_MAX_NESTING_DEPTH;
 
-/// The formats a connection can carry values in. Only one exists today; the skeleton decodes
-/// arguments through this type, so a second format reaches generated code unchanged.
+/// The formats a connection can carry values in. The skeleton decodes arguments through this
+/// type, so every format reaches generated code unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Format {
-    /// bincode 2 with its standard configuration.
+    /// bincode 2 with its standard configuration: our own protocol.
     #[default]
     Bincode,
+    /// Serpent, Python literal text: Pyro5's default serializer.
+    Serpent,
+    /// JSON: Pyro5's serializer when a Python client sets `PYRO_SERIALIZER=json`.
+    Json,
 }
 
 /// Lets bincode append to a `BytesMut` directly; one that may not grow fails with
@@ -64,6 +73,12 @@ impl Format {
         buf: &mut BytesMut,
     ) -> Result<(), CodecError> {
         match self {
+            Format::Serpent => {
+                serpent::write(&to_py_value(value)?, buf);
+                Ok(())
+            }
+            Format::Json => serde_json::to_writer((&mut *buf).writer(), &to_py_value(value)?)
+                .map_err(|error| CodecError::custom(error.to_string())),
             Format::Bincode => {
                 let standard = bincode::config::standard();
                 // First into the room the buffer has (a reused frame buffer has plenty): most
@@ -97,6 +112,42 @@ impl Format {
         }
     }
 
+    /// Appends the encoding of a method's return value `value`; whether it is an error to
+    /// raise. For Pyro5's formats a returned `Result` is the call's outcome: `Ok(x)` is sent
+    /// as `x`, `Err(e)` as `e`, and `true` says it is to be raised. Our own protocol carries
+    /// the `Result` as it is.
+    pub(crate) fn encode_outcome_into<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        buf: &mut BytesMut,
+    ) -> Result<bool, CodecError> {
+        let (value, raised) = match self {
+            Format::Bincode => return self.encode_into(value, buf).map(|()| false),
+            Format::Serpent | Format::Json => match py_value::to_py_outcome(value)? {
+                (error, true) => (PyException::for_method_error(error), true),
+                returned => returned,
+            },
+        };
+        self.encode_into(&value, buf)?;
+        Ok(raised)
+    }
+
+    /// Decodes a method's return value, the counterpart of the encoding above: a Python
+    /// method's value read as a Rust `Result` is `Ok` of it.
+    pub(crate) fn decode_returned<T: DeserializeOwned>(
+        self,
+        bytes: &[u8],
+        max_depth: usize,
+    ) -> Result<T, CodecError> {
+        match self {
+            Format::Bincode => self.decode_nested(bytes, max_depth),
+            Format::Serpent | Format::Json => {
+                let value = self.decode_py_value(bytes, max_depth)?;
+                T::deserialize(py_value::Returned(&value)).map_err(|error| CodecError::custom(error.0))
+            }
+        }
+    }
+
     /// Decodes a whole value from `bytes`; trailing bytes are an error.
     ///
     /// # Errors
@@ -119,6 +170,29 @@ impl Format {
     ) -> Result<T, CodecError> {
         match self {
             Format::Bincode => decode_bincode(bytes, max_depth),
+            Format::Serpent | Format::Json => {
+                let value = self.decode_py_value(bytes, max_depth)?;
+                T::deserialize(&value).map_err(|error| CodecError::custom(error.0))
+            }
+        }
+    }
+
+    /// Reads a serpent or JSON document into a [`PyValue`] that nests at most `max_depth`
+    /// levels (JSON also at most serde_json's own 128).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if the bytes are not such a document, or for [`Format::Bincode`], which
+    /// is not self-describing.
+    pub fn decode_py_value(self, bytes: &[u8], max_depth: usize) -> Result<PyValue, CodecError> {
+        match self {
+            Format::Serpent => serpent::parse(bytes, max_depth)
+                .map_err(|error| CodecError::invalid(error.to_string())),
+            Format::Json => serde_json::from_slice(bytes)
+                .map_err(|error| CodecError::invalid(format!("invalid JSON: {error}"))),
+            Format::Bincode => Err(CodecError::invalid(
+                "bincode cannot be read without knowing the type",
+            )),
         }
     }
 }

@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::Format;
+use crate::codec::{Format, PyValue};
 use crate::protocol::RemoteError;
 
 /// The future a skeleton returns for one call: the encoded return value, or why there is none.
@@ -30,12 +30,23 @@ pub type DispatchFuture = Pin<Box<dyn Future<Output = Result<Encoded, RemoteErro
 pub struct Encoded {
     buf: BytesMut,
     headroom: usize,
+    raised: bool,
 }
 
 impl Encoded {
     /// An encoded value in `buf` behind `headroom` bytes kept for the frame header.
     pub(crate) fn from_parts(buf: BytesMut, headroom: usize) -> Encoded {
-        Encoded { buf, headroom }
+        Encoded {
+            buf,
+            headroom,
+            raised: false,
+        }
+    }
+
+    /// Whether the value is a method's error, to be raised as an exception (Pyro5's formats
+    /// only; our own protocol carries a returned `Result` as a value).
+    pub fn raised(&self) -> bool {
+        self.raised
     }
 
     /// The encoded value.
@@ -89,7 +100,7 @@ pub trait Dispatch: Send + Sync + 'static {
 pub struct Call<'a> {
     pub(crate) object: &'a str,
     pub(crate) method: &'a str,
-    pub(crate) args: &'a [u8],
+    pub(crate) args: Args<'a>,
     pub(crate) format: Format,
     pub(crate) oneway: bool,
     pub(crate) max_body_len: usize,
@@ -99,6 +110,19 @@ pub struct Call<'a> {
     /// `headroom` bytes the connection keeps for its frame header.
     pub(crate) reply_buffer: Cell<BytesMut>,
     pub(crate) headroom: usize,
+}
+
+/// A call's arguments, as its connection read them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Args<'a> {
+    /// The argument tuple, encoded in the connection's format.
+    Encoded(&'a [u8]),
+    /// A Pyro5 call's arguments, bound to the method's parameters; `missing` names those the
+    /// caller did not give.
+    Python {
+        args: &'a PyValue,
+        missing: &'a [&'static str],
+    },
 }
 
 impl fmt::Debug for Call<'_> {
@@ -123,12 +147,30 @@ impl Call<'_> {
     ///
     /// [`RemoteError::BadArguments`] if they do not decode as `T`.
     pub fn decode_args<T: DeserializeOwned>(&self, method: &'static str) -> Result<T, RemoteError> {
-        self.format
-            .decode_nested(self.args, self.max_nesting_depth)
-            .map_err(|error| RemoteError::BadArguments {
-                method: method.to_owned(),
-                detail: error.to_string(),
-            })
+        let bad = |detail: String| RemoteError::BadArguments {
+            method: method.to_owned(),
+            detail,
+        };
+        match self.args {
+            Args::Encoded(bytes) => self
+                .format
+                .decode_nested(bytes, self.max_nesting_depth)
+                .map_err(|error| bad(error.to_string())),
+            Args::Python { args, missing } => T::deserialize(args).map_err(|error| match missing {
+                [] => bad(error.to_string()),
+                // Python's own words for it.
+                missing => bad(format!(
+                    "missing {} required argument{}: {}",
+                    missing.len(),
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing
+                        .iter()
+                        .map(|name| format!("'{name}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }),
+        }
     }
 
     /// The error for a method this object does not have.
@@ -158,8 +200,8 @@ impl Call<'_> {
             if oneway {
                 return Ok(Encoded::from_parts(BytesMut::new(), 0));
             }
-            format
-                .encode_into(&value, &mut buf)
+            let raised = format
+                .encode_outcome_into(&value, &mut buf)
                 .map_err(|error| RemoteError::BadResult {
                     method: method.to_owned(),
                     detail: error.to_string(),
@@ -171,7 +213,11 @@ impl Call<'_> {
                     limit: max_body_len.saturating_add(headroom),
                 });
             }
-            Ok(Encoded::from_parts(buf, headroom))
+            Ok(Encoded {
+                buf,
+                headroom,
+                raised,
+            })
         })
     }
 }

@@ -63,6 +63,7 @@ mod header;
 mod invoke;
 mod kind;
 mod message;
+pub mod pyro5;
 mod remote_error;
 
 pub use error::ProtocolError;

@@ -56,6 +56,25 @@ impl CodecError {
         self.cause
     }
 
+    /// A value's own `Serialize` or `Deserialize` failed, or a Python value did not fit the
+    /// type, with `detail` as the message.
+    pub(crate) fn custom(detail: impl Into<String>) -> CodecError {
+        CodecError {
+            cause: CodecCause::Custom,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    /// Input that is not a valid document of its format.
+    pub(crate) fn invalid(detail: impl Into<String>) -> CodecError {
+        CodecError {
+            cause: CodecCause::InvalidValue,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
     /// A failure of the encoder.
     pub(crate) fn encoding(error: EncodeError) -> CodecError {
         match error {

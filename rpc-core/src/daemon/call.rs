@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use super::registry::{Object, panic_message};
 use crate::call_scope::CallScope;
 use crate::codec::Format;
-use crate::dispatch::{Call, Dispatch, Encoded};
+use crate::dispatch::{Args, Call, Dispatch, Encoded};
 use crate::protocol::{HEADER_LEN, Invoke, Message, RemoteError};
 
 /// What a call ends with: its encoded result, or the error in its place.
@@ -76,7 +76,7 @@ pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started
     let call = Call {
         object: context.object.id(),
         method: invoke.method,
-        args: invoke.args,
+        args: Args::Encoded(invoke.args),
         format: context.format,
         oneway,
         max_body_len: context.max_body_len,
