@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::codec::Format;
 use crate::naming::NameServerConfig;
 use crate::protocol::HEADER_LEN;
 use crate::secret::Secret;
@@ -127,6 +128,14 @@ pub struct Config {
     /// Proxy: TLS to every TCP daemon, checking its certificate against these roots and the
     /// host in the URI. See [`TlsClient`]. Default none.
     pub tls_client: Option<TlsClient>,
+    /// Daemon: whether its TCP port also serves Python Pyro5 clients, told apart by their
+    /// first byte (`P`; ours send `R`). Pyro5 has no shared secret, so a daemon that requires
+    /// one refuses them. See [`crate::pyro5`]. Default `true`.
+    pub serve_pyro5: bool,
+    /// Proxy: speak Pyro5's protocol in this format ([`Format::Serpent`] or [`Format::Json`])
+    /// instead of ours, to call objects of a Python Pyro5 daemon. See [`crate::pyro5`].
+    /// Default none.
+    pub pyro5_format: Option<Format>,
 }
 
 impl Default for Config {
@@ -156,6 +165,8 @@ impl Default for Config {
             tls_server: None,
             accept_plain_with_tls: false,
             tls_client: None,
+            serve_pyro5: true,
+            pyro5_format: None,
         }
     }
 }
@@ -201,6 +212,8 @@ impl Config {
         tls_server: Option<TlsServer>,
         accept_plain_with_tls: bool,
         tls_client: Option<TlsClient>,
+        serve_pyro5: bool,
+        pyro5_format: Option<Format>,
     }
 
     /// The longest frame body the limit allows.

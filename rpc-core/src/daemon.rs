@@ -3,6 +3,8 @@
 mod admission;
 mod advertise;
 mod call;
+mod pyro5_daemon_object;
+mod pyro5_session;
 mod registry;
 mod session;
 mod shutdown;
@@ -90,6 +92,9 @@ pub struct Daemon {
 #[derive(Debug)]
 struct Shared {
     registry: Registry,
+    /// What Pyro5 clients reach under an id in place of the object registered under it (see
+    /// `Daemon::register_for_pyro5`).
+    pyro5_faces: Registry,
     config: Config,
     location: Location,
     shutdown: Shutdown,
@@ -97,6 +102,16 @@ struct Shared {
     id_hasher: RandomState,
     /// Shared by every connection's reader: see `Config::max_buffered_bytes`.
     buffer_budget: Budget,
+}
+
+impl Shared {
+    /// The object a Pyro5 client reaches under `id`: its Pyro5 face, else the object.
+    fn pyro5_object(&self, id: &str) -> Option<Arc<registry::Object>> {
+        self.pyro5_faces
+            .get(id)
+            .or_else(|| self.registry.get(id))
+            .filter(|object| object.is_registered())
+    }
 }
 
 enum Listener {
@@ -190,6 +205,7 @@ impl Daemon {
         let buffer_budget = Budget::new(config.max_buffered_bytes);
         let shared = Arc::new(Shared {
             registry: Registry::default(),
+            pyro5_faces: Registry::default(),
             config,
             location,
             shutdown: Shutdown::default(),
@@ -285,6 +301,28 @@ impl Daemon {
             Ok(self.uri_for(&id))
         } else {
             Err(Error::DuplicateObject(id))
+        }
+    }
+
+    /// Registers `instance` as what Pyro5 clients reach under `object_id`, in place of the
+    /// object our own clients reach there (if any): for a service whose Pyro5 API differs
+    /// from ours, as the nameserver's does. Methods' names and argument names come from
+    /// `D`'s method table.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidObjectId`] if a URI cannot carry the id, and
+    /// [`Error::DuplicateObject`] if the id already has a Pyro5 face.
+    pub fn register_for_pyro5<D: Dispatch>(&self, object_id: &str, instance: D) -> Result<Uri, Error> {
+        validate_id(object_id)?;
+        if self
+            .shared
+            .pyro5_faces
+            .insert(Object::instance(object_id, instance))
+        {
+            Ok(self.uri_for(object_id))
+        } else {
+            Err(Error::DuplicateObject(object_id.to_owned()))
         }
     }
 
@@ -517,6 +555,10 @@ fn spawn_session(
                     tls => tls,
                 };
                 match tls {
+                    None if shared.config.serve_pyro5 && speaks_pyro5(&stream, shared.config.handshake_timeout).await => {
+                        let (read, write) = stream.into_split();
+                        pyro5_session::serve(read, write, peer, shared).await;
+                    }
                     None => {
                         let (read, write) = stream.into_split();
                         session::serve(read, write, peer, shared).await;
@@ -563,6 +605,16 @@ async fn starts_tls(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
     matches!(
         tokio::time::timeout(timeout, stream.peek(&mut first)).await,
         Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD
+    )
+}
+
+/// Whether the client on `stream` opens with a Pyro5 frame (`PYRO`; ours open with `ROBJ`),
+/// by a look at its first byte, as [`starts_tls`] does.
+async fn speaks_pyro5(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == crate::protocol::pyro5::TAG[0]
     )
 }
 

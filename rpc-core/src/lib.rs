@@ -64,6 +64,7 @@ mod error;
 mod naming;
 pub mod protocol;
 mod proxy;
+pub mod pyro5;
 mod secret;
 mod tls;
 mod uri;

@@ -9,7 +9,40 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use std::marker::PhantomData;
+
+use crate::protocol::pyro5::{self, Pyro5Message};
 use crate::protocol::{HEADER_LEN, Message, ProtocolError};
+
+/// A protocol's frames, as a reader needs to know them: how long the header is, what length
+/// it announces, and how a whole frame is taken off the buffer.
+pub(crate) trait Framing {
+    const HEADER_LEN: usize;
+    fn announced_len(src: &[u8]) -> Option<usize>;
+    fn decode(src: &mut BytesMut, max_body_len: usize) -> Result<Option<Self>, ProtocolError>
+    where
+        Self: Sized;
+}
+
+impl Framing for Message {
+    const HEADER_LEN: usize = HEADER_LEN;
+    fn announced_len(src: &[u8]) -> Option<usize> {
+        Message::announced_len(src)
+    }
+    fn decode(src: &mut BytesMut, max_body_len: usize) -> Result<Option<Message>, ProtocolError> {
+        Message::decode(src, max_body_len)
+    }
+}
+
+impl Framing for Pyro5Message {
+    const HEADER_LEN: usize = pyro5::HEADER_LEN;
+    fn announced_len(src: &[u8]) -> Option<usize> {
+        Pyro5Message::announced_len(src)
+    }
+    fn decode(src: &mut BytesMut, max_body_len: usize) -> Result<Option<Pyro5Message>, ProtocolError> {
+        Pyro5Message::decode(src, max_body_len)
+    }
+}
 
 /// The most buffer reserved at once for an incomplete frame: a frame up to this size gets its
 /// whole buffer in one allocation; a larger one grows as its bytes arrive. Pages of a reserved
@@ -38,7 +71,7 @@ pub(crate) enum ReadError {
 
 /// Reads whole frames from a byte stream, enforcing the size limit and the frame deadline.
 #[derive(Debug)]
-pub(crate) struct FrameReader<R> {
+pub(crate) struct FrameReader<R, F = Message> {
     io: R,
     buf: BytesMut,
     max_body_len: usize,
@@ -50,6 +83,7 @@ pub(crate) struct FrameReader<R> {
     budget: Option<Budget>,
     /// The share of the budget held by the large frame being read.
     held: Option<OwnedSemaphorePermit>,
+    framing: PhantomData<fn() -> F>,
 }
 
 /// Bytes that large frames being received may occupy at once, over many connections, counted in
@@ -79,8 +113,8 @@ const BUDGET_EXEMPT: usize = 64 * 1024;
 /// What a large frame may hold of the budget before any of its body has arrived.
 const BUDGET_STEP: usize = 16 * 1024;
 
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub(crate) fn new(io: R, max_body_len: usize, frame_timeout: Duration) -> FrameReader<R> {
+impl<R: AsyncRead + Unpin, F: Framing> FrameReader<R, F> {
+    pub(crate) fn new(io: R, max_body_len: usize, frame_timeout: Duration) -> FrameReader<R, F> {
         FrameReader {
             io,
             buf: BytesMut::new(),
@@ -89,6 +123,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             frame_started: None,
             budget: None,
             held: None,
+            framing: PhantomData,
         }
     }
 
@@ -98,7 +133,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Makes large frames draw on `budget` while they arrive.
-    pub(crate) fn with_budget(mut self, budget: Budget) -> FrameReader<R> {
+    pub(crate) fn with_budget(mut self, budget: Budget) -> FrameReader<R, F> {
         self.budget = Some(budget);
         self
     }
@@ -111,12 +146,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next message, if it has already been read whole; reads nothing more.
     #[inline]
-    pub(crate) fn buffered_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+    pub(crate) fn buffered_message(&mut self) -> Result<Option<F>, ProtocolError> {
         // Most often asked of an empty buffer, between frames.
-        if self.buf.len() < HEADER_LEN {
+        if self.buf.len() < F::HEADER_LEN {
             return Ok(None);
         }
-        let message = Message::decode(&mut self.buf, self.max_body_len)?;
+        let message = F::decode(&mut self.buf, self.max_body_len)?;
         if message.is_some() {
             self.frame_started = None;
             self.held = None;
@@ -128,7 +163,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     ///
     /// Cancel-safe: bytes read so far stay in the buffer, and the frame deadline is kept
     /// across calls, so a caller may use this in `select!`.
-    pub(crate) async fn read_message(&mut self) -> Result<Option<Message>, ReadError> {
+    pub(crate) async fn read_message(&mut self) -> Result<Option<F>, ReadError> {
         loop {
             if let Some(message) = self.buffered_message()? {
                 return Ok(Some(message));
@@ -159,7 +194,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// what its header announces: a header alone cannot hold megabytes of the budget, so
     /// starving other connections costs real bytes sent within the frame deadline.
     async fn draw_on_budget(&mut self) -> Result<usize, ProtocolError> {
-        let (Some(budget), Some(len)) = (&self.budget, Message::announced_len(&self.buf)) else {
+        let (Some(budget), Some(len)) = (&self.budget, F::announced_len(&self.buf)) else {
             return Ok(usize::MAX);
         };
         if len <= BUDGET_EXEMPT {
@@ -226,8 +261,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// `READ_CHUNK`. A buffer with room for the rest of the frame and `READ_LOW` more is read
     /// into as it is, which spares small frames a reserve per read.
     fn reserve_for_read(&mut self) {
-        let announced = Message::announced_len(&self.buf);
-        let wanted = announced.unwrap_or(HEADER_LEN) - self.buf.len();
+        let announced = F::announced_len(&self.buf);
+        let wanted = announced.unwrap_or(F::HEADER_LEN) - self.buf.len();
         let room = self.buf.capacity() - self.buf.len();
         if room < wanted.min(READ_CHUNK) + READ_LOW {
             self.buf.reserve(wanted.clamp(READ_MIN, READ_CHUNK));
@@ -235,13 +270,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The outcome of the peer closing the stream: clean between frames, truncation inside one.
-    fn end_of_stream(&self) -> Result<Option<Message>, ReadError> {
+    fn end_of_stream(&self) -> Result<Option<F>, ReadError> {
         if self.buf.is_empty() {
             return Ok(None);
         }
         Err(ProtocolError::Truncated {
             received: self.buf.len(),
-            expected: Message::announced_len(&self.buf).unwrap_or(HEADER_LEN),
+            expected: F::announced_len(&self.buf).unwrap_or(F::HEADER_LEN),
         }
         .into())
     }
@@ -281,11 +316,11 @@ impl TryRead for tokio::net::unix::OwnedReadHalf {
     }
 }
 
-impl<R: AsyncRead + TryRead + Unpin> FrameReader<R> {
+impl<R: AsyncRead + TryRead + Unpin, F: Framing> FrameReader<R, F> {
     /// The next message if it has arrived whole, reading only what the stream already holds;
     /// `None` if no whole message has arrived. With no budget in use and nothing arrived, this
     /// costs no system call: the socket's readiness says so.
-    pub(crate) fn try_read_message(&mut self) -> Option<Result<Option<Message>, ReadError>> {
+    pub(crate) fn try_read_message(&mut self) -> Option<Result<Option<F>, ReadError>> {
         // A frame that must wait for the budget is left to `read_message`.
         if self.budget.is_some() {
             return None;

@@ -21,7 +21,7 @@ use super::registry::{Object, panic_message};
 use crate::call_scope::CallScope;
 use crate::codec::Format;
 use crate::dispatch::{Args, Call, Dispatch, Encoded};
-use crate::protocol::{HEADER_LEN, Invoke, Message, RemoteError};
+use crate::protocol::{Invoke, RemoteError};
 
 /// What a call ends with: its encoded result, or the error in its place.
 pub(crate) type Outcome = Result<Encoded, RemoteError>;
@@ -53,15 +53,20 @@ pub(crate) struct CallContext<'a> {
     pub(crate) waited_for_slot: bool,
     /// A buffer for the result, the connection's frame header's room at its start.
     pub(crate) reply_buffer: BytesMut,
+    /// The length of that room.
+    pub(crate) headroom: usize,
 }
 
 /// One call as its connection read it.
 pub(crate) struct Incoming<'m> {
     pub(crate) request_id: u64,
     pub(crate) oneway: bool,
-    pub(crate) invoke: Invoke<'m>,
-    /// The frame that carried it.
-    pub(crate) message: &'m Message,
+    pub(crate) method: &'m str,
+    pub(crate) args: Args<'m>,
+    /// How long the caller gives it, if it said.
+    pub(crate) deadline: Option<Duration>,
+    /// Where the method's name is kept for the call's end.
+    pub(crate) name: Method,
 }
 
 /// Starts the call `incoming` and polls it once.
@@ -69,25 +74,27 @@ pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started
     let Incoming {
         request_id,
         oneway,
-        invoke,
-        message,
+        method,
+        args,
+        deadline,
+        name,
     } = incoming;
     let started = Instant::now();
     let call = Call {
         object: context.object.id(),
-        method: invoke.method,
-        args: Args::Encoded(invoke.args),
+        method,
+        args,
         format: context.format,
         oneway,
         max_body_len: context.max_body_len,
         max_nesting_depth: context.max_nesting_depth,
         reply_buffer: Cell::new(context.reply_buffer),
-        headroom: HEADER_LEN,
+        headroom: context.headroom,
     };
     let dispatched = if context.object.is_registered() {
         context
             .object
-            .instance_for_call(context.session, invoke.method)
+            .instance_for_call(context.session, method)
             .and_then(|instance| instance.dispatch(&call))
     } else {
         Err(RemoteError::UnknownObject {
@@ -98,7 +105,7 @@ pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started
         request_id,
         oneway,
         started,
-        method: Method::InBody(message.body.clone()),
+        method: name,
         traced: tracing::enabled!(target: "rpc_core::daemon", tracing::Level::DEBUG)
             .then(|| (context.object.id().clone(), context.peer.clone())),
         waited_for_slot: context.waited_for_slot,
@@ -109,7 +116,7 @@ pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started
     };
     // A call without a deadline, or with a longer one, gets the daemon's own maximum, so a
     // client cannot leave work running for ever.
-    let allowed = match (invoke.deadline, context.max_call_duration) {
+    let allowed = match (deadline, context.max_call_duration) {
         (Some(asked), Some(most)) => Some(asked.min(most)),
         (asked, most) => asked.or(most),
     };
@@ -153,7 +160,7 @@ pub(crate) fn start(context: CallContext<'_>, incoming: Incoming<'_>) -> Started
 }
 
 /// Where a call's method name is kept.
-enum Method {
+pub(crate) enum Method {
     /// In the invoke body, while the call runs in the pass that read it (no copy).
     InBody(Bytes),
     /// Copied out, for a call that waits.

@@ -18,11 +18,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::Shared;
-use super::call::{self, CallContext, Incoming, Outcome, Started};
+use super::call::{self, CallContext, Incoming, Method, Outcome, Started};
 use super::registry::Object;
 use crate::codec::Format;
 use crate::connection::{FrameReader, Outgoing, ReadError};
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Args, Dispatch};
 use crate::protocol::conversation::authentication::DaemonAuth;
 use crate::protocol::conversation::{DaemonConversation, DaemonEvent};
 use crate::protocol::{FrameBuilder, HEADER_LEN, Invoke, Message, ProtocolError, RemoteError};
@@ -439,12 +439,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             authenticated: self.conversation.is_authenticated(),
             waited_for_slot: self.resumed_from_cap,
             reply_buffer: FrameBuilder::headroom(self.outgoing.take_spare()),
+            headroom: HEADER_LEN,
         };
         let incoming = Incoming {
             request_id,
             oneway,
-            invoke,
-            message,
+            method: invoke.method,
+            args: Args::Encoded(invoke.args),
+            deadline: invoke.deadline,
+            name: Method::InBody(message.body.clone()),
         };
         match call::start(context, incoming) {
             Started::Done(outcome) => {

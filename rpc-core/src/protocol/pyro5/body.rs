@@ -147,9 +147,8 @@ impl Invocation {
     }
 }
 
-/// The CONNECTOK body for an object with `methods`: Pyro5's metadata, which the client
-/// checks every call against.
-pub fn connect_ok(format: Format, methods: &[MethodInfo], out: &mut BytesMut) {
+/// The metadata of an object with `methods`, which a Pyro5 client checks every call against.
+pub fn metadata(methods: &[MethodInfo]) -> PyValue {
     let names = |oneway_only: bool| {
         PyValue::List(
             methods
@@ -159,12 +158,19 @@ pub fn connect_ok(format: Format, methods: &[MethodInfo], out: &mut BytesMut) {
                 .collect(),
         )
     };
-    let meta = PyValue::dict([
+    PyValue::dict([
         ("methods", names(false)),
         ("oneway", names(true)),
         ("attrs", PyValue::List(Vec::new())),
+    ])
+}
+
+/// The CONNECTOK body for an object with `methods`: the handshake's answer and the metadata.
+pub fn connect_ok(format: Format, methods: &[MethodInfo], out: &mut BytesMut) {
+    let body = PyValue::dict([
+        ("handshake", PyValue::str(HELLO)),
+        ("meta", metadata(methods)),
     ]);
-    let body = PyValue::dict([("handshake", PyValue::str(HELLO)), ("meta", meta)]);
     // A value of our own making always encodes.
     let _ = format.encode_into(&body, out);
 }
