@@ -40,6 +40,7 @@ mod discovery;
 mod entry;
 mod filter;
 mod limits;
+mod pyro5_face;
 mod redb_store;
 mod registry;
 mod release;
@@ -180,7 +181,12 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
         server
     };
     let query_stop = server.query_stop();
-    daemon.register_as(NAMESERVER_OBJECT_ID, NameServerSkeleton::new(server))?;
+    let server = std::sync::Arc::new(server);
+    daemon.register_as(NAMESERVER_OBJECT_ID, NameServerSkeleton::new(server.clone()))?;
+    daemon.register_for_pyro5(
+        NAMESERVER_OBJECT_ID,
+        pyro5_face::Pyro5NameServerSkeleton::new(pyro5_face::Pyro5Face(server)),
+    )?;
     let bound = daemon
         .local_addr()
         .expect("a daemon bound to TCP has a local address");

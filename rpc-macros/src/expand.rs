@@ -4,6 +4,7 @@
 mod blocking;
 mod proxy;
 mod service_trait;
+mod shared;
 mod skeleton;
 
 use proc_macro2::TokenStream;
@@ -30,11 +31,13 @@ pub(crate) fn expand(args: TokenStream, item: ItemTrait) -> TokenStream {
     }
     let service = parse::service(&item);
     let service_trait = service_trait::expand(item);
+    let shared = shared::expand(&service);
     let skeleton = skeleton::expand(&service);
     let proxy = proxy::expand(&service);
     let blocking = blocking::expand(&service);
     quote! {
         #service_trait
+        #shared
         #skeleton
         #proxy
         #blocking

@@ -51,7 +51,9 @@ impl<'de> Deserializer<'de> for &'de PyValue {
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PyValueError> {
         match self {
+            // `()` is also the argument tuple of a method without arguments.
             PyValue::None => visitor.visit_unit(),
+            PyValue::Tuple(items) | PyValue::List(items) if items.is_empty() => visitor.visit_unit(),
             other => Err(unexpected(other, "None")),
         }
     }
