@@ -132,20 +132,10 @@ impl Format {
         Ok(raised)
     }
 
-    /// Decodes a method's return value, the counterpart of the encoding above: a Python
-    /// method's value read as a Rust `Result` is `Ok` of it.
-    pub(crate) fn decode_returned<T: DeserializeOwned>(
-        self,
-        bytes: &[u8],
-        max_depth: usize,
-    ) -> Result<T, CodecError> {
-        match self {
-            Format::Bincode => self.decode_nested(bytes, max_depth),
-            Format::Serpent | Format::Json => {
-                let value = self.decode_py_value(bytes, max_depth)?;
-                T::deserialize(py_value::Returned(&value)).map_err(|error| CodecError::custom(error.0))
-            }
-        }
+    /// A Python method's return value read as a Rust method's: a Rust `Result` asked for at
+    /// the top is `Ok` of the value (a Python method that fails raises instead).
+    pub(crate) fn from_returned<T: DeserializeOwned>(value: &PyValue) -> Result<T, CodecError> {
+        T::deserialize(py_value::Returned(value)).map_err(|error| CodecError::custom(error.0))
     }
 
     /// Decodes a whole value from `bytes`; trailing bytes are an error.

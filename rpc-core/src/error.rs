@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub use disconnect::Disconnect;
 
-use crate::codec::CodecError;
+use crate::codec::{CodecError, PyException};
 use crate::naming::NamingError;
 use crate::protocol::{ProtocolError, RemoteError};
 use crate::uri::{IdError, UriError};
@@ -100,6 +100,10 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// The Python object raised an exception (a proxy of a Python Pyro5 daemon): its class,
+    /// message and remote traceback.
+    #[error("the Python object raised {0}")]
+    PythonException(PyException),
     /// The daemon refused or failed the call for another reason it reported.
     #[error("the daemon failed the call: {0}")]
     Remote(#[source] RemoteError),

@@ -2,6 +2,7 @@
 
 mod link;
 mod pending;
+mod pyro5_link;
 mod resolver;
 mod socket;
 mod tls_pump;
@@ -16,9 +17,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use link::{Link, decode_remote_error};
+use pyro5_link::Pyro5Link;
 pub use resolver::{Resolve, ResolveFuture};
 
 use crate::call_scope;
+use crate::codec::Format;
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{Flags, FrameBuilder, Invoke, Kind, Message};
@@ -53,6 +56,9 @@ struct Shared {
     link: Mutex<Option<Arc<Link>>>,
     /// Serialises connecting, so concurrent first calls open one connection, not many.
     connecting: tokio::sync::Mutex<()>,
+    /// With `Config::pyro5_format`: the connection to a Python Pyro5 daemon, one call at a
+    /// time.
+    pyro5: tokio::sync::Mutex<Option<Pyro5Link>>,
     next_request: AtomicU64,
 }
 
@@ -68,6 +74,7 @@ impl Proxy {
                 resolver,
                 link: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
+                pyro5: tokio::sync::Mutex::new(None),
                 next_request: AtomicU64::new(1),
             }),
             timeout,
@@ -119,6 +126,12 @@ impl Proxy {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        if let Some(format) = self.shared.config.pyro5_format {
+            let timeout = call_scope::limit(self.timeout);
+            return self
+                .with_pyro5(format, async |link| link.call(method, args, timeout).await)
+                .await;
+        }
         // The clock is read only when someone listens for the trace event.
         let started =
             tracing::enabled!(target: "rpc_core::proxy", tracing::Level::DEBUG).then(Instant::now);
@@ -151,6 +164,11 @@ impl Proxy {
         method: &str,
         args: &A,
     ) -> Result<(), Error> {
+        if let Some(format) = self.shared.config.pyro5_format {
+            return self
+                .with_pyro5(format, async |link| link.call_oneway(method, args).await)
+                .await;
+        }
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = self.invoke_frame(&link, Flags::ONEWAY, request_id, method, args, None)?;
@@ -164,6 +182,12 @@ impl Proxy {
     /// As [`call`](Proxy::call), without the daemon's reports.
     pub async fn ping(&self) -> Result<Duration, Error> {
         let started = Instant::now();
+        if let Some(format) = self.shared.config.pyro5_format {
+            let timeout = self.timeout;
+            self.with_pyro5(format, async |link| link.ping(timeout).await)
+                .await?;
+            return Ok(started.elapsed());
+        }
         let link = self.link().await?;
         let request_id = self.shared.next_request.fetch_add(1, Ordering::Relaxed);
         let frame = Message::encode(Kind::Ping, Flags::NONE, request_id, &[], 0)?;
@@ -208,6 +232,38 @@ impl Proxy {
                 source,
             })?;
         Ok(frame.finish(self.shared.config.max_body_len())?)
+    }
+
+    /// Runs `exchange` on the connection to a Python Pyro5 daemon, connecting first if there
+    /// is none, and dropping it if it fails (the next call connects again).
+    async fn with_pyro5<T>(
+        &self,
+        format: Format,
+        exchange: impl AsyncFnOnce(&mut Pyro5Link) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut held = self.shared.pyro5.lock().await;
+        let link = match &mut *held {
+            Some(link) => link,
+            None => {
+                let candidates = self
+                    .shared
+                    .resolver
+                    .resolve(&self.shared.uri, &self.shared.config)
+                    .await?;
+                let Some(Uri::Direct { object, location }) = candidates.first() else {
+                    return Err(Error::UnusableUri {
+                        uri: self.shared.uri.to_string(),
+                        reason: "the name resolved to no direct URI".into(),
+                    });
+                };
+                held.insert(Pyro5Link::connect(location, object, format, &self.shared.config).await?)
+            }
+        };
+        let result = exchange(link).await;
+        if result.as_ref().is_err_and(Error::is_communication) {
+            *held = None;
+        }
+        result
     }
 
     /// The open connection, connecting (again) if there is none.
