@@ -182,7 +182,10 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
     };
     let query_stop = server.query_stop();
     let server = std::sync::Arc::new(server);
-    daemon.register_as(NAMESERVER_OBJECT_ID, NameServerSkeleton::new(server.clone()))?;
+    daemon.register_as(
+        NAMESERVER_OBJECT_ID,
+        NameServerSkeleton::new(server.clone()),
+    )?;
     daemon.register_for_pyro5(
         NAMESERVER_OBJECT_ID,
         pyro5_face::Pyro5NameServerSkeleton::new(pyro5_face::Pyro5Face(server)),

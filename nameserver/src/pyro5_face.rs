@@ -67,7 +67,11 @@ impl Pyro5NameServer for Pyro5Face {
         name: String,
         return_metadata: Option<PyValue>,
     ) -> Result<PyValue, PyException> {
-        let found = self.0.lookup_with_metadata(name).await.map_err(naming_error)?;
+        let found = self
+            .0
+            .lookup_with_metadata(name)
+            .await
+            .map_err(naming_error)?;
         let uri = uri_value(&found.uri);
         // A `PYRONAME:` resolve passes its delay (0.0) here: only a true value asks.
         Ok(if return_metadata.is_some_and(|asked| asked.is_truthy()) {
@@ -119,8 +123,15 @@ impl Pyro5NameServer for Pyro5Face {
             (None, Some(regex)) => NameFilter::Regex(regex),
             (None, None) => NameFilter::Prefix(String::new()),
         };
-        let found = self.0.list_with_metadata(filter).await.map_err(naming_error)?;
-        Ok(listing(found, return_metadata.is_some_and(|asked| asked.is_truthy())))
+        let found = self
+            .0
+            .list_with_metadata(filter)
+            .await
+            .map_err(naming_error)?;
+        Ok(listing(
+            found,
+            return_metadata.is_some_and(|asked| asked.is_truthy()),
+        ))
     }
 
     async fn yplookup(
@@ -130,8 +141,12 @@ impl Pyro5NameServer for Pyro5Face {
         return_metadata: Option<PyValue>,
     ) -> Result<PyValue, PyException> {
         let query = match (meta_all, meta_any) {
-            (Some(all), _) if !matches!(all, PyValue::None) => MetadataQuery::All(tags(Some(&all))?),
-            (_, Some(any)) if !matches!(any, PyValue::None) => MetadataQuery::Any(tags(Some(&any))?),
+            (Some(all), _) if !matches!(all, PyValue::None) => {
+                MetadataQuery::All(tags(Some(&all))?)
+            }
+            (_, Some(any)) if !matches!(any, PyValue::None) => {
+                MetadataQuery::Any(tags(Some(&any))?)
+            }
             _ => {
                 return Err(PyException::new(
                     "builtins.ValueError",
@@ -179,7 +194,14 @@ fn listing(found: BTreeMap<String, Registration>, with_metadata: bool) -> PyValu
 }
 
 fn metadata_value(registration: &Registration) -> PyValue {
-    PyValue::List(registration.metadata.iter().cloned().map(PyValue::Str).collect())
+    PyValue::List(
+        registration
+            .metadata
+            .iter()
+            .cloned()
+            .map(PyValue::Str)
+            .collect(),
+    )
 }
 
 /// A URI as Pyro5's `URI` class serializes itself.
@@ -214,18 +236,24 @@ fn uri_of(value: &PyValue) -> Result<Uri, PyException> {
     let text = match value {
         PyValue::Str(text) => text.clone(),
         dict => match dict.get("state").and_then(PyValue::items) {
-            Some([PyValue::Str(protocol), PyValue::Str(object), sockname, host, port]) => {
-                match (sockname, host, port) {
-                    (PyValue::Str(path), _, _) => format!("{protocol}:{object}@./u:{path}"),
-                    (_, PyValue::Str(host), PyValue::Int(port)) if host.contains(':') => {
-                        format!("{protocol}:{object}@[{host}]:{port}")
-                    }
-                    (_, PyValue::Str(host), PyValue::Int(port)) => {
-                        format!("{protocol}:{object}@{host}:{port}")
-                    }
-                    _ => return Err(type_error("a URI's state names no location")),
+            Some(
+                [
+                    PyValue::Str(protocol),
+                    PyValue::Str(object),
+                    sockname,
+                    host,
+                    port,
+                ],
+            ) => match (sockname, host, port) {
+                (PyValue::Str(path), _, _) => format!("{protocol}:{object}@./u:{path}"),
+                (_, PyValue::Str(host), PyValue::Int(port)) if host.contains(':') => {
+                    format!("{protocol}:{object}@[{host}]:{port}")
                 }
-            }
+                (_, PyValue::Str(host), PyValue::Int(port)) => {
+                    format!("{protocol}:{object}@{host}:{port}")
+                }
+                _ => return Err(type_error("a URI's state names no location")),
+            },
             _ => return Err(type_error("uri must be a str or a Pyro5 URI")),
         },
     };

@@ -313,7 +313,11 @@ impl Daemon {
     ///
     /// [`Error::InvalidObjectId`] if a URI cannot carry the id, and
     /// [`Error::DuplicateObject`] if the id already has a Pyro5 face.
-    pub fn register_for_pyro5<D: Dispatch>(&self, object_id: &str, instance: D) -> Result<Uri, Error> {
+    pub fn register_for_pyro5<D: Dispatch>(
+        &self,
+        object_id: &str,
+        instance: D,
+    ) -> Result<Uri, Error> {
         validate_id(object_id)?;
         if self
             .shared

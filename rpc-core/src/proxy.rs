@@ -256,7 +256,9 @@ impl Proxy {
                         reason: "the name resolved to no direct URI".into(),
                     });
                 };
-                held.insert(Pyro5Link::connect(location, object, format, &self.shared.config).await?)
+                held.insert(
+                    Pyro5Link::connect(location, object, format, &self.shared.config).await?,
+                )
             }
         };
         let result = exchange(link).await;

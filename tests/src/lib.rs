@@ -1,6 +1,7 @@
 //! Services and helpers shared by the loopback tests in `tests/`.
 
 pub mod netns;
+pub mod python;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -31,8 +31,8 @@ use std::fmt;
 
 pub use exception::PyException;
 pub(crate) use from_value::Returned;
-pub use to_value::to_py_value;
 pub(crate) use to_value::to_py_outcome;
+pub use to_value::to_py_value;
 
 /// A Python value, as Pyro5 carries it.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,9 +114,7 @@ impl PyValue {
             PyValue::Float(value) => *value != 0.0,
             PyValue::Str(text) => !text.is_empty(),
             PyValue::Bytes(bytes) => !bytes.is_empty(),
-            PyValue::Tuple(items) | PyValue::List(items) | PyValue::Set(items) => {
-                !items.is_empty()
-            }
+            PyValue::Tuple(items) | PyValue::List(items) | PyValue::Set(items) => !items.is_empty(),
             PyValue::Dict(entries) => !entries.is_empty(),
         }
     }

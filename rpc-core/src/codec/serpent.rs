@@ -9,8 +9,8 @@
 //! anything that is not a literal, with the offset where it stopped.
 
 use base64::Engine;
-use bytes::BufMut;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::BufMut;
 
 use super::py_value::PyValue;
 
@@ -133,9 +133,7 @@ impl Parser<'_> {
         read: fn(&mut Self) -> Result<PyValue, SerpentError>,
     ) -> Result<PyValue, SerpentError> {
         if self.left == 0 {
-            return Err(self.error(
-                "values nest deeper than `Config::max_nesting_depth` allows",
-            ));
+            return Err(self.error("values nest deeper than `Config::max_nesting_depth` allows"));
         }
         self.left -= 1;
         self.at += 1;
@@ -146,7 +144,11 @@ impl Parser<'_> {
 
     /// Items up to `close`, separated by commas, with an optional trailing comma; whether a
     /// comma came at all (what tells `(x,)` from `(x)`).
-    fn items(&mut self, close: u8, first: Option<PyValue>) -> Result<(Vec<PyValue>, bool), SerpentError> {
+    fn items(
+        &mut self,
+        close: u8,
+        first: Option<PyValue>,
+    ) -> Result<(Vec<PyValue>, bool), SerpentError> {
         let mut items: Vec<PyValue> = first.into_iter().collect();
         let mut comma = false;
         loop {
@@ -174,7 +176,8 @@ impl Parser<'_> {
     }
 
     fn list(&mut self) -> Result<PyValue, SerpentError> {
-        self.items(b']', None).map(|(items, _)| PyValue::List(items))
+        self.items(b']', None)
+            .map(|(items, _)| PyValue::List(items))
     }
 
     fn dict_or_set(&mut self) -> Result<PyValue, SerpentError> {
@@ -292,12 +295,10 @@ impl Parser<'_> {
                     }
                 },
             };
-            let c = code
-                .and_then(char::from_u32)
-                .ok_or_else(|| SerpentError {
-                    offset: start,
-                    reason: "an escape that is not a Unicode scalar value".into(),
-                })?;
+            let c = code.and_then(char::from_u32).ok_or_else(|| SerpentError {
+                offset: start,
+                reason: "an escape that is not a Unicode scalar value".into(),
+            })?;
             out.push(c);
         }
         Ok(out)
@@ -565,7 +566,10 @@ mod tests {
         assert_eq!(read("('x')"), PyValue::str("x"));
         assert_eq!(read("()"), PyValue::Tuple(vec![]));
         assert_eq!(read("{}"), PyValue::Dict(vec![]));
-        assert_eq!(read(" [ 1 ,\n 2 , ] "), PyValue::List(vec![PyValue::Int(1), PyValue::Int(2)]));
+        assert_eq!(
+            read(" [ 1 ,\n 2 , ] "),
+            PyValue::List(vec![PyValue::Int(1), PyValue::Int(2)])
+        );
         assert_eq!(read(r"b'\x00a'"), PyValue::Bytes(vec![0, b'a']));
     }
 
@@ -583,8 +587,8 @@ mod tests {
             (r"'\ud800'", "Unicode scalar"),
             ("{1: 2, 3}", "expected `:`"),
         ] {
-            let error = parse(format!("# serpent utf-8 python3.2\n{body}").as_bytes(), 64)
-                .unwrap_err();
+            let error =
+                parse(format!("# serpent utf-8 python3.2\n{body}").as_bytes(), 64).unwrap_err();
             assert!(error.reason.contains(reason), "{body}: {error}");
         }
         assert!(parse(b"None", 64).unwrap_err().reason.contains("header"));
@@ -592,9 +596,22 @@ mod tests {
 
     #[test]
     fn refuses_values_nested_past_the_limit() {
-        let deep = format!("# serpent utf-8 python3.2\n{}{}", "[".repeat(65), "]".repeat(65));
-        assert!(parse(deep.as_bytes(), 64).unwrap_err().reason.contains("nest"));
-        let fits = format!("# serpent utf-8 python3.2\n{}{}", "[".repeat(64), "]".repeat(64));
+        let deep = format!(
+            "# serpent utf-8 python3.2\n{}{}",
+            "[".repeat(65),
+            "]".repeat(65)
+        );
+        assert!(
+            parse(deep.as_bytes(), 64)
+                .unwrap_err()
+                .reason
+                .contains("nest")
+        );
+        let fits = format!(
+            "# serpent utf-8 python3.2\n{}{}",
+            "[".repeat(64),
+            "]".repeat(64)
+        );
         assert!(parse(fits.as_bytes(), 64).is_ok());
     }
 
@@ -623,7 +640,10 @@ mod tests {
             (PyValue::Int(7), PyValue::List(vec![PyValue::Bool(false)])),
             (PyValue::str("\\'\"\t"), PyValue::Float(-0.5)),
             (PyValue::str("big"), PyValue::Int(i128::MIN)),
-            (PyValue::str("bytes"), PyValue::Bytes(b"\xff\x00 ok".to_vec())),
+            (
+                PyValue::str("bytes"),
+                PyValue::Bytes(b"\xff\x00 ok".to_vec()),
+            ),
         ]);
         let text = written(&value);
         assert_eq!(parse(text.as_bytes(), 8).unwrap(), value);

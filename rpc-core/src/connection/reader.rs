@@ -39,7 +39,10 @@ impl Framing for Pyro5Message {
     fn announced_len(src: &[u8]) -> Option<usize> {
         Pyro5Message::announced_len(src)
     }
-    fn decode(src: &mut BytesMut, max_body_len: usize) -> Result<Option<Pyro5Message>, ProtocolError> {
+    fn decode(
+        src: &mut BytesMut,
+        max_body_len: usize,
+    ) -> Result<Option<Pyro5Message>, ProtocolError> {
         Pyro5Message::decode(src, max_body_len)
     }
 }

@@ -38,7 +38,10 @@ pub(crate) fn call(shared: &Shared, invocation: Invocation) -> Result<PyValue, P
     let Some(info) = METHODS.iter().find(|info| info.name == invocation.method) else {
         return Err(PyException::new(
             "builtins.AttributeError",
-            format!("remote object '{DAEMON_OBJECT_ID}' has no exposed attribute or method '{}'", invocation.method),
+            format!(
+                "remote object '{DAEMON_OBJECT_ID}' has no exposed attribute or method '{}'",
+                invocation.method
+            ),
         ));
     };
     let bound = invocation
@@ -60,15 +63,19 @@ pub(crate) fn call(shared: &Shared, invocation: Invocation) -> Result<PyValue, P
             shared.location
         ))),
         _ => {
-            let object = bound.args.items().and_then(<[PyValue]>::first).and_then(PyValue::as_str);
+            let object = bound
+                .args
+                .items()
+                .and_then(<[PyValue]>::first)
+                .and_then(PyValue::as_str);
             let methods = match object {
                 Some(DAEMON_OBJECT_ID) => Some(METHODS),
                 Some(id) => shared.pyro5_object(id).map(|object| object.methods()),
                 None => None,
             };
-            methods.map(body::metadata).ok_or_else(|| {
-                PyException::new("Pyro5.errors.DaemonError", "unknown object")
-            })
+            methods
+                .map(body::metadata)
+                .ok_or_else(|| PyException::new("Pyro5.errors.DaemonError", "unknown object"))
         }
     }
 }

@@ -23,11 +23,11 @@ use super::session::Peer;
 use crate::codec::{Format, PyException};
 use crate::connection::{FrameReader, ReadError};
 use crate::dispatch::{Args, Dispatch, Encoded};
+use crate::protocol::RemoteError;
 use crate::protocol::pyro5::body::Invocation;
 use crate::protocol::pyro5::conversation::{Pyro5Conversation, Pyro5Event, Request};
 use crate::protocol::pyro5::exception::exception_for;
-use crate::protocol::pyro5::{HEADER_LEN, Pyro5Message};
-use crate::protocol::RemoteError;
+use crate::protocol::pyro5::{self, HEADER_LEN, Pyro5Message};
 
 /// How many bytes a client may send, unread, while its call runs: a Pyro5 client sends
 /// nothing then, so this only lets a close be seen.
@@ -117,7 +117,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     format,
                     oneway,
                 } => {
-                    let Some(frame) = self.invoke(&mut reader, request, invocation, format, oneway).await else {
+                    let Some(frame) = self
+                        .invoke(&mut reader, request, invocation, format, oneway)
+                        .await
+                    else {
                         // The client left during its call.
                         return Ok(());
                     };
@@ -190,7 +193,9 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let methods = if object == DAEMON_OBJECT_ID {
             Some(daemon_object::METHODS)
         } else {
-            self.shared.pyro5_object(&object).map(|object| object.methods())
+            self.shared
+                .pyro5_object(&object)
+                .map(|object| object.methods())
         };
         let Some(methods) = methods else {
             tracing::debug!(target: "rpc_core::daemon", peer = %self.peer, %object, "Pyro5 handshake for an unknown object");
@@ -215,11 +220,15 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     ) -> Option<BytesMut> {
         if invocation.object == DAEMON_OBJECT_ID {
             let answer = daemon_object::call(&self.shared, invocation);
-            return Some(self.answer(request, format, answer.map(|value| {
-                let mut buf = headroom();
-                let _ = format.encode_into(&value, &mut buf);
-                Encoded::from_parts(buf, HEADER_LEN)
-            })));
+            return Some(self.answer(
+                request,
+                format,
+                answer.map(|value| {
+                    let mut buf = headroom();
+                    let _ = format.encode_into(&value, &mut buf);
+                    Encoded::from_parts(buf, HEADER_LEN)
+                }),
+            ));
         }
         let Some(object) = self.shared.pyro5_object(&invocation.object) else {
             let error = RemoteError::UnknownObject {
@@ -260,7 +269,11 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         let Some(outcome) = outcome else {
             return Some(BytesMut::new());
         };
-        Some(self.answer(request, format, outcome.map_err(|error| exception_for(&error))))
+        Some(self.answer(
+            request,
+            format,
+            outcome.map_err(|error| exception_for(&error)),
+        ))
     }
 
     fn answer(
@@ -299,7 +312,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             session: slot,
             format,
             max_body_len: config.max_body_len(),
-            max_nesting_depth: config.max_nesting_depth,
+            max_nesting_depth: config.max_nesting_depth.min(pyro5::MAX_NESTING),
             max_call_duration: config.max_call_duration,
             peer: &self.peer.label,
             peer_ip: self.peer.ip,

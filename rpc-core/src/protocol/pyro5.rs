@@ -43,6 +43,11 @@ pub const VERSION: u16 = 502;
 /// The last two bytes of every Pyro5 header.
 pub const MAGIC: u16 = 0x4DC5;
 
+/// The deepest a Pyro5 document may nest, whatever `Config::max_nesting_depth` allows:
+/// Python's own recursion limit keeps real documents far shallower, and the reader's stack
+/// stays small.
+pub const MAX_NESTING: usize = 200;
+
 /// The kinds of Pyro5 message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -165,12 +170,17 @@ impl Pyro5Message {
     ///
     /// [`ProtocolError`] for a header that is not Pyro5's, another version, a body too large,
     /// or annotations that do not add up.
-    pub fn decode(src: &mut BytesMut, max_body_len: usize) -> Result<Option<Pyro5Message>, ProtocolError> {
+    pub fn decode(
+        src: &mut BytesMut,
+        max_body_len: usize,
+    ) -> Result<Option<Pyro5Message>, ProtocolError> {
         let Some(header) = src.get(..HEADER_LEN) else {
             return Ok(None);
         };
         if &header[..4] != TAG {
-            return Err(ProtocolError::BadMagic([header[0], header[1], header[2], header[3]]));
+            return Err(ProtocolError::BadMagic([
+                header[0], header[1], header[2], header[3],
+            ]));
         }
         let version = u16::from_be_bytes([header[4], header[5]]);
         if version != VERSION {
@@ -279,7 +289,14 @@ pub fn encode(
     let mut frame = BytesMut::with_capacity(HEADER_LEN + data.len());
     frame.resize(HEADER_LEN, 0);
     frame.put_slice(data);
-    write_header(&mut frame, msg_type, serializer_id, flags, seq, correlation_id);
+    write_header(
+        &mut frame,
+        msg_type,
+        serializer_id,
+        flags,
+        seq,
+        correlation_id,
+    );
     frame
 }
 
@@ -309,7 +326,14 @@ mod tests {
 
     #[test]
     fn encodes_what_it_decodes_with_the_correlation_id() {
-        let mut frame = encode(MessageType::Result, 1, flags::EXCEPTION, 9, Some([7; 16]), b"x");
+        let mut frame = encode(
+            MessageType::Result,
+            1,
+            flags::EXCEPTION,
+            9,
+            Some([7; 16]),
+            b"x",
+        );
         assert_eq!(frame.len(), HEADER_LEN + 1);
         let message = Pyro5Message::decode(&mut frame, 1).unwrap().unwrap();
         assert_eq!(message.flags, flags::EXCEPTION | flags::CORR_ID);
@@ -320,18 +344,35 @@ mod tests {
 
     #[test]
     fn skips_annotations_and_refuses_ones_that_do_not_add_up() {
-        let mut frame = encode(MessageType::Ping, 42, 0, 0, None, b"XTRA\0\0\0\x02\x01\x02ping");
+        let mut frame = encode(
+            MessageType::Ping,
+            42,
+            0,
+            0,
+            None,
+            b"XTRA\0\0\0\x02\x01\x02ping",
+        );
         frame[16..20].copy_from_slice(&10u32.to_be_bytes());
         frame[12..16].copy_from_slice(&4u32.to_be_bytes());
         let message = Pyro5Message::decode(&mut frame, 100).unwrap().unwrap();
         assert_eq!(&message.data[..], b"ping");
 
-        let mut frame = encode(MessageType::Ping, 42, 0, 0, None, b"XTRA\0\0\0\x09\x01\x02ping");
+        let mut frame = encode(
+            MessageType::Ping,
+            42,
+            0,
+            0,
+            None,
+            b"XTRA\0\0\0\x09\x01\x02ping",
+        );
         frame[16..20].copy_from_slice(&10u32.to_be_bytes());
         frame[12..16].copy_from_slice(&4u32.to_be_bytes());
         assert!(matches!(
             Pyro5Message::decode(&mut frame, 100),
-            Err(ProtocolError::Malformed { what: "Pyro5 annotations", .. })
+            Err(ProtocolError::Malformed {
+                what: "Pyro5 annotations",
+                ..
+            })
         ));
     }
 
@@ -340,7 +381,10 @@ mod tests {
         let good = encode(MessageType::Connect, 1, 0, 0, None, b"");
         let mut wrong_tag = good.clone();
         wrong_tag[0] = b'Q';
-        assert!(matches!(Pyro5Message::decode(&mut wrong_tag, 10), Err(ProtocolError::BadMagic(_))));
+        assert!(matches!(
+            Pyro5Message::decode(&mut wrong_tag, 10),
+            Err(ProtocolError::BadMagic(_))
+        ));
         let mut pyro4 = good.clone();
         pyro4[4..6].copy_from_slice(&48u16.to_be_bytes());
         assert!(matches!(
@@ -349,7 +393,10 @@ mod tests {
         ));
         let mut no_magic = good.clone();
         no_magic[39] = 0;
-        assert!(matches!(Pyro5Message::decode(&mut no_magic, 10), Err(ProtocolError::Malformed { .. })));
+        assert!(matches!(
+            Pyro5Message::decode(&mut no_magic, 10),
+            Err(ProtocolError::Malformed { .. })
+        ));
         // A header that announces 1 GiB is refused with 40 bytes in hand.
         let mut huge = good;
         huge[12..16].copy_from_slice(&(1u32 << 30).to_be_bytes());

@@ -55,10 +55,13 @@ impl Pyro5Link {
             address: address.clone(),
             source,
         };
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect((host.as_str(), *port)))
-            .await
-            .map_err(|_| Error::Timeout(config.connect_timeout))?
-            .map_err(connect_error)?;
+        let stream = tokio::time::timeout(
+            config.connect_timeout,
+            TcpStream::connect((host.as_str(), *port)),
+        )
+        .await
+        .map_err(|_| Error::Timeout(config.connect_timeout))?
+        .map_err(connect_error)?;
         stream.set_nodelay(true).map_err(connect_error)?;
         let (read, writer) = stream.into_split();
         let mut link = Pyro5Link {
@@ -67,7 +70,7 @@ impl Pyro5Link {
             format,
             object: object.to_owned(),
             seq: 0,
-            max_depth: config.max_nesting_depth,
+            max_depth: config.max_nesting_depth.min(pyro5::MAX_NESTING),
         };
         let hello = PyValue::dict([
             ("handshake", PyValue::str("hello")),
@@ -97,13 +100,20 @@ impl Pyro5Link {
     }
 
     /// Calls `method` with the argument tuple `args`; its value as `R`.
-    pub(crate) async fn call<A, R>(&mut self, method: &str, args: &A, timeout: Duration) -> Result<R, Error>
+    pub(crate) async fn call<A, R>(
+        &mut self,
+        method: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
         let invoke = self.invocation(method, args)?;
-        let reply = self.exchange(MessageType::Invoke, 0, &invoke, timeout).await?;
+        let reply = self
+            .exchange(MessageType::Invoke, 0, &invoke, timeout)
+            .await?;
         if reply.message_type() != Some(MessageType::Result) {
             return Err(unexpected("the answer to INVOKE"));
         }
@@ -120,13 +130,17 @@ impl Pyro5Link {
             return Err(Error::PythonException(exception));
         }
         Format::from_returned(&value).map_err(|source| Error::Codec {
-                what: format!("the reply of `{method}`"),
-                source,
-            })
+            what: format!("the reply of `{method}`"),
+            source,
+        })
     }
 
     /// Sends a oneway call to `method`.
-    pub(crate) async fn call_oneway<A: Serialize + ?Sized>(&mut self, method: &str, args: &A) -> Result<(), Error> {
+    pub(crate) async fn call_oneway<A: Serialize + ?Sized>(
+        &mut self,
+        method: &str,
+        args: &A,
+    ) -> Result<(), Error> {
         let invoke = self.invocation(method, args)?;
         self.seq = self.seq.wrapping_add(1);
         let frame = self.frame(MessageType::Invoke, flags::ONEWAY, &invoke);
@@ -142,7 +156,14 @@ impl Pyro5Link {
         let mut frame = BytesMut::with_capacity(HEADER_LEN + 4);
         frame.resize(HEADER_LEN, 0);
         frame.extend_from_slice(b"ping");
-        write_header(&mut frame, MessageType::Ping, serializer_id(self.format), 0, self.seq, None);
+        write_header(
+            &mut frame,
+            MessageType::Ping,
+            serializer_id(self.format),
+            0,
+            self.seq,
+            None,
+        );
         self.send_and_read(&frame, timeout).await.map(drop)
     }
 
@@ -178,12 +199,25 @@ impl Pyro5Link {
         frame.resize(HEADER_LEN, 0);
         // A value of our own making always encodes.
         let _ = self.format.encode_into(value, &mut frame);
-        write_header(&mut frame, msg_type, serializer_id(self.format), flags, self.seq, None);
+        write_header(
+            &mut frame,
+            msg_type,
+            serializer_id(self.format),
+            flags,
+            self.seq,
+            None,
+        );
         frame
     }
 
     /// Sends one message and reads its answer, which must echo its sequence number.
-    async fn exchange(&mut self, msg_type: MessageType, flags: u16, value: &PyValue, timeout: Duration) -> Result<Pyro5Message, Error> {
+    async fn exchange(
+        &mut self,
+        msg_type: MessageType,
+        flags: u16,
+        value: &PyValue,
+        timeout: Duration,
+    ) -> Result<Pyro5Message, Error> {
         if msg_type == MessageType::Invoke {
             self.seq = self.seq.wrapping_add(1);
         }
@@ -191,7 +225,11 @@ impl Pyro5Link {
         self.send_and_read(&frame, timeout).await
     }
 
-    async fn send_and_read(&mut self, frame: &[u8], timeout: Duration) -> Result<Pyro5Message, Error> {
+    async fn send_and_read(
+        &mut self,
+        frame: &[u8],
+        timeout: Duration,
+    ) -> Result<Pyro5Message, Error> {
         let exchange = async {
             self.writer
                 .write_all(frame)
@@ -200,7 +238,9 @@ impl Pyro5Link {
             match self.reader.read_message().await {
                 Ok(Some(reply)) => Ok(reply),
                 Ok(None) => Err(Error::ConnectionLost(Disconnect::Closed)),
-                Err(ReadError::Io(error)) => Err(Error::ConnectionLost(Disconnect::Read(error.into()))),
+                Err(ReadError::Io(error)) => {
+                    Err(Error::ConnectionLost(Disconnect::Read(error.into())))
+                }
                 Err(ReadError::Protocol(error)) => Err(Error::Protocol(error)),
             }
         };

@@ -183,7 +183,8 @@ mod tests {
     #[test]
     fn a_methods_own_error_becomes_a_runtime_error_that_carries_it() {
         let error = PyValue::dict([("UnknownCurrency", PyValue::str("XYZ"))]);
-        let sent = PyException::from_py_value(&PyException::for_method_error(error.clone())).unwrap();
+        let sent =
+            PyException::from_py_value(&PyException::for_method_error(error.clone())).unwrap();
         assert_eq!(sent.class, "builtins.RuntimeError");
         assert_eq!(sent.message(), "UnknownCurrency: 'XYZ'");
         assert_eq!(sent.attributes, vec![("error".to_owned(), error)]);

@@ -53,7 +53,9 @@ impl<'de> Deserializer<'de> for &'de PyValue {
         match self {
             // `()` is also the argument tuple of a method without arguments.
             PyValue::None => visitor.visit_unit(),
-            PyValue::Tuple(items) | PyValue::List(items) if items.is_empty() => visitor.visit_unit(),
+            PyValue::Tuple(items) | PyValue::List(items) if items.is_empty() => {
+                visitor.visit_unit()
+            }
             other => Err(unexpected(other, "None")),
         }
     }
@@ -91,9 +93,9 @@ impl<'de> Deserializer<'de> for &'de PyValue {
             PyValue::Tuple(items) | PyValue::List(items) | PyValue::Set(items) => {
                 visitor.visit_seq(Items(items.iter()))
             }
-            PyValue::Bytes(bytes) => visitor.visit_seq(de::value::SeqDeserializer::new(
-                bytes.iter().copied(),
-            )),
+            PyValue::Bytes(bytes) => {
+                visitor.visit_seq(de::value::SeqDeserializer::new(bytes.iter().copied()))
+            }
             other => Err(unexpected(other, "a list or tuple")),
         }
     }
@@ -145,11 +147,9 @@ impl<'de> Deserializer<'de> for &'de PyValue {
         visitor: V,
     ) -> Result<V::Value, PyValueError> {
         match self {
-            PyValue::Str(variant) => {
-                visitor.visit_enum(IntoDeserializer::<PyValueError>::into_deserializer(
-                    variant.as_str(),
-                ))
-            }
+            PyValue::Str(variant) => visitor.visit_enum(
+                IntoDeserializer::<PyValueError>::into_deserializer(variant.as_str()),
+            ),
             PyValue::Dict(entries) if entries.len() == 1 => {
                 let (variant, content) = &entries[0];
                 visitor.visit_enum(Enum { variant, content })
@@ -205,7 +205,10 @@ impl<'de> MapAccess<'de> for Entries<'de> {
         }
     }
 
-    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, PyValueError> {
+    fn next_value_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<T::Value, PyValueError> {
         let value = self
             .value
             .take()
@@ -242,11 +245,18 @@ impl<'de> VariantAccess<'de> for &'de PyValue {
         self.deserialize_unit(de::IgnoredAny).map(drop)
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, PyValueError> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, PyValueError> {
         seed.deserialize(self)
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, PyValueError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, PyValueError> {
         self.deserialize_seq(visitor)
     }
 

@@ -151,7 +151,10 @@ impl ser::Serializer for ToPyValue<'_> {
             raised.set(variant == "Err");
             return value.serialize(ToPyValue::NESTED);
         }
-        Ok(PyValue::dict([(variant, value.serialize(ToPyValue::NESTED)?)]))
+        Ok(PyValue::dict([(
+            variant,
+            value.serialize(ToPyValue::NESTED)?,
+        )]))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Items, PyValueError> {
         Ok(Items::new(len, PyValue::List))
@@ -285,7 +288,8 @@ impl ser::SerializeMap for Entries {
             .key
             .take()
             .ok_or_else(|| PyValueError("a map value came without its key".into()))?;
-        self.entries.push((key, value.serialize(ToPyValue::NESTED)?));
+        self.entries
+            .push((key, value.serialize(ToPyValue::NESTED)?));
         Ok(())
     }
     fn end(self) -> Result<PyValue, PyValueError> {
@@ -336,6 +340,9 @@ impl ser::SerializeStructVariant for Variant<Entries> {
         self.inner.field(key, value)
     }
     fn end(self) -> Result<PyValue, PyValueError> {
-        Ok(PyValue::dict([(self.name, PyValue::Dict(self.inner.entries))]))
+        Ok(PyValue::dict([(
+            self.name,
+            PyValue::Dict(self.inner.entries),
+        )]))
     }
 }

@@ -127,7 +127,9 @@ impl Invocation {
                 ));
             };
             if slots[at].replace(value).is_some() {
-                return Err(format!("{method}() got multiple values for argument '{name}'"));
+                return Err(format!(
+                    "{method}() got multiple values for argument '{name}'"
+                ));
             }
         }
         let missing = params
@@ -185,7 +187,8 @@ pub fn connect_fail(reason: &str, out: &mut BytesMut) {
 mod tests {
     use super::*;
 
-    const SERPENT_CALL: &[u8] = b"# serpent utf-8 python3.2\n('greeter','greet',('w\xc3\xb6rld',),{'n':3})";
+    const SERPENT_CALL: &[u8] =
+        b"# serpent utf-8 python3.2\n('greeter','greet',('w\xc3\xb6rld',),{'n':3})";
 
     #[test]
     fn reads_calls_in_both_formats() {
@@ -234,14 +237,31 @@ mod tests {
         let bound = call(vec![PyValue::Int(1)], vec![("b", PyValue::Int(2))])
             .bind(&["a", "b"])
             .unwrap();
-        assert_eq!(bound.args, PyValue::Tuple(vec![PyValue::Int(1), PyValue::Int(2)]));
+        assert_eq!(
+            bound.args,
+            PyValue::Tuple(vec![PyValue::Int(1), PyValue::Int(2)])
+        );
         assert!(bound.missing.is_empty());
-        let partial = call(vec![], vec![("b", PyValue::Int(2))]).bind(&["a", "b"]).unwrap();
+        let partial = call(vec![], vec![("b", PyValue::Int(2))])
+            .bind(&["a", "b"])
+            .unwrap();
         assert_eq!(partial.missing, vec!["a"]);
         for (vargs, kwargs, message) in [
-            (vec![PyValue::Int(1); 3], vec![], "takes 2 positional arguments but 3 were given"),
-            (vec![], vec![("c", PyValue::None)], "unexpected keyword argument 'c'"),
-            (vec![PyValue::Int(1)], vec![("a", PyValue::None)], "multiple values for argument 'a'"),
+            (
+                vec![PyValue::Int(1); 3],
+                vec![],
+                "takes 2 positional arguments but 3 were given",
+            ),
+            (
+                vec![],
+                vec![("c", PyValue::None)],
+                "unexpected keyword argument 'c'",
+            ),
+            (
+                vec![PyValue::Int(1)],
+                vec![("a", PyValue::None)],
+                "multiple values for argument 'a'",
+            ),
         ] {
             let error = call(vargs, kwargs).bind(&["a", "b"]).unwrap_err();
             assert!(error.contains(message), "{error}");
@@ -251,8 +271,16 @@ mod tests {
     #[test]
     fn the_handshake_answer_lists_methods_and_oneways() {
         let methods = [
-            MethodInfo { name: "add", params: &["a", "b"], oneway: false },
-            MethodInfo { name: "log", params: &["line"], oneway: true },
+            MethodInfo {
+                name: "add",
+                params: &["a", "b"],
+                oneway: false,
+            },
+            MethodInfo {
+                name: "log",
+                params: &["line"],
+                oneway: true,
+            },
         ];
         let mut out = BytesMut::new();
         connect_ok(Format::Serpent, &methods, &mut out);
@@ -262,7 +290,11 @@ mod tests {
              {'methods':['add','log'],'oneway':['log'],'attrs':[]}}"
         );
         assert_eq!(
-            parse_connect(Format::Serpent, b"# serpent utf-8 python3.2\n{'handshake':'hello','object':'greeter'}", 8),
+            parse_connect(
+                Format::Serpent,
+                b"# serpent utf-8 python3.2\n{'handshake':'hello','object':'greeter'}",
+                8
+            ),
             Ok("greeter".to_owned())
         );
     }

@@ -39,7 +39,14 @@ impl Request {
     /// A frame of `msg_type` answering this request, around `body`, which holds
     /// [`HEADER_LEN`] bytes of room at its start.
     fn answer(&self, msg_type: MessageType, flags: u16, mut frame: BytesMut) -> BytesMut {
-        write_header(&mut frame, msg_type, self.serializer_id, flags, self.seq, self.correlation_id);
+        write_header(
+            &mut frame,
+            msg_type,
+            self.serializer_id,
+            flags,
+            self.seq,
+            self.correlation_id,
+        );
         frame
     }
 }
@@ -80,11 +87,12 @@ const OTHER_SERIALIZER: &str =
     "serializer not supported by this daemon: set PYRO_SERIALIZER=serpent or json";
 
 impl Pyro5Conversation {
-    /// A conversation whose documents may nest `max_depth` levels.
+    /// A conversation whose documents may nest `max_depth` levels (at most
+    /// [`MAX_NESTING`](super::MAX_NESTING)).
     pub fn new(max_depth: usize) -> Pyro5Conversation {
         Pyro5Conversation {
             opened: false,
-            max_depth,
+            max_depth: max_depth.min(super::MAX_NESTING),
         }
     }
 
@@ -106,27 +114,31 @@ impl Pyro5Conversation {
 
     fn receive_opening(&mut self, request: Request, message: &Pyro5Message) -> Pyro5Event {
         if message.message_type() != Some(MessageType::Connect) {
-            return Pyro5Event::Close(Some(self.refuse(request, "expected a CONNECT message first")));
+            return Pyro5Event::Close(Some(
+                self.refuse(request, "expected a CONNECT message first"),
+            ));
         }
         let Some(format) = format_of(message.serializer_id) else {
             return Pyro5Event::Close(Some(self.refuse(request, OTHER_SERIALIZER)));
         };
         if message.has(flags::COMPRESSED) {
-            return Pyro5Event::Close(Some(self.refuse(request, "compressed messages are not supported")));
+            return Pyro5Event::Close(Some(
+                self.refuse(request, "compressed messages are not supported"),
+            ));
         }
         match body::parse_connect(format, &message.data, self.max_depth) {
             Ok(object) => Pyro5Event::Connect { object },
-            Err(reason) => Pyro5Event::Close(Some(self.refuse(request, &format!("invalid handshake: {reason}")))),
+            Err(reason) => Pyro5Event::Close(Some(
+                self.refuse(request, &format!("invalid handshake: {reason}")),
+            )),
         }
     }
 
     fn receive_open(&mut self, request: Request, message: &Pyro5Message) -> Pyro5Event {
         match message.message_type() {
-            Some(MessageType::Ping) => Pyro5Event::Send(request.answer(
-                MessageType::Ping,
-                0,
-                with_body(b"pong"),
-            )),
+            Some(MessageType::Ping) => {
+                Pyro5Event::Send(request.answer(MessageType::Ping, 0, with_body(b"pong")))
+            }
             Some(MessageType::Invoke) => {
                 let Some(format) = format_of(message.serializer_id) else {
                     return Pyro5Event::Close(None);
@@ -142,13 +154,21 @@ impl Pyro5Conversation {
                     None
                 };
                 if let Some(reason) = refusal {
-                    return self.failed(request, format, oneway, PyException::new("Pyro5.errors.ProtocolError", reason));
+                    return self.failed(
+                        request,
+                        format,
+                        oneway,
+                        PyException::new("Pyro5.errors.ProtocolError", reason),
+                    );
                 }
                 match body::parse_invoke(format, &message.data, self.max_depth) {
                     Ok(invocation) if invocation.method.starts_with('_') => {
                         let refused = PyException::new(
                             "builtins.AttributeError",
-                            format!("attempt to access private attribute '{}'", invocation.method),
+                            format!(
+                                "attempt to access private attribute '{}'",
+                                invocation.method
+                            ),
                         );
                         self.failed(request, format, oneway, refused)
                     }
@@ -169,7 +189,13 @@ impl Pyro5Conversation {
         }
     }
 
-    fn failed(&self, request: Request, format: Format, oneway: bool, exception: PyException) -> Pyro5Event {
+    fn failed(
+        &self,
+        request: Request,
+        format: Format,
+        oneway: bool,
+        exception: PyException,
+    ) -> Pyro5Event {
         if oneway {
             return Pyro5Event::Send(BytesMut::new());
         }
@@ -228,7 +254,13 @@ mod tests {
     use crate::codec::PyValue;
     use crate::protocol::pyro5::{encode, serializer};
 
-    fn message(msg_type: MessageType, serializer_id: u8, flags: u16, seq: u16, data: &[u8]) -> Pyro5Message {
+    fn message(
+        msg_type: MessageType,
+        serializer_id: u8,
+        flags: u16,
+        seq: u16,
+        data: &[u8],
+    ) -> Pyro5Message {
         let mut frame = encode(msg_type, serializer_id, flags, seq, None, data);
         Pyro5Message::decode(&mut frame, 1 << 20).unwrap().unwrap()
     }
@@ -243,23 +275,47 @@ mod tests {
     #[test]
     fn a_connect_opens_and_its_answer_echoes_the_request() {
         let mut conversation = Pyro5Conversation::new(16);
-        let (request, event) = conversation.receive(&message(MessageType::Connect, serializer::SERPENT, 0, 5, CONNECT));
-        assert_eq!(event, Pyro5Event::Connect { object: "calc".into() });
+        let (request, event) = conversation.receive(&message(
+            MessageType::Connect,
+            serializer::SERPENT,
+            0,
+            5,
+            CONNECT,
+        ));
+        assert_eq!(
+            event,
+            Pyro5Event::Connect {
+                object: "calc".into()
+            }
+        );
         let ok = answer(conversation.accept(request, &[]));
-        assert_eq!((ok.message_type(), ok.seq, ok.serializer_id), (Some(MessageType::ConnectOk), 5, serializer::SERPENT));
+        assert_eq!(
+            (ok.message_type(), ok.seq, ok.serializer_id),
+            (Some(MessageType::ConnectOk), 5, serializer::SERPENT)
+        );
         assert!(conversation.is_open());
         let (_, pong) = conversation.receive(&message(MessageType::Ping, 42, 0, 0, b"ping"));
-        let Pyro5Event::Send(pong) = pong else { panic!("{pong:?}") };
+        let Pyro5Event::Send(pong) = pong else {
+            panic!("{pong:?}")
+        };
         let pong = answer(pong);
-        assert_eq!((pong.message_type(), pong.serializer_id, &pong.data[..]), (Some(MessageType::Ping), 42, &b"pong"[..]));
+        assert_eq!(
+            (pong.message_type(), pong.serializer_id, &pong.data[..]),
+            (Some(MessageType::Ping), 42, &b"pong"[..])
+        );
     }
 
     #[test]
     fn anything_but_a_connect_first_is_refused_with_a_reason_in_json() {
-        for (msg_type, serializer_id) in [(MessageType::Invoke, serializer::SERPENT), (MessageType::Connect, serializer::MARSHAL)] {
+        for (msg_type, serializer_id) in [
+            (MessageType::Invoke, serializer::SERPENT),
+            (MessageType::Connect, serializer::MARSHAL),
+        ] {
             let mut conversation = Pyro5Conversation::new(16);
             let (_, event) = conversation.receive(&message(msg_type, serializer_id, 0, 0, CONNECT));
-            let Pyro5Event::Close(Some(frame)) = event else { panic!("{event:?}") };
+            let Pyro5Event::Close(Some(frame)) = event else {
+                panic!("{event:?}")
+            };
             let refusal = answer(frame);
             assert_eq!(refusal.message_type(), Some(MessageType::ConnectFail));
             assert_eq!(refusal.serializer_id, serializer::JSON);
@@ -272,22 +328,45 @@ mod tests {
     #[test]
     fn calls_that_cannot_run_get_exceptions_and_the_connection_goes_on() {
         let mut conversation = Pyro5Conversation::new(16);
-        let (request, _) = conversation.receive(&message(MessageType::Connect, serializer::JSON, 0, 0, br#"{"handshake":"hello","object":"calc"}"#));
+        let (request, _) = conversation.receive(&message(
+            MessageType::Connect,
+            serializer::JSON,
+            0,
+            0,
+            br#"{"handshake":"hello","object":"calc"}"#,
+        ));
         conversation.accept(request, &[]);
         for (flags, body, class) in [
-            (flags::BATCH, &br#"{"object":"calc","method":"<batch>","params":[],"kwargs":{}}"#[..], "Pyro5.errors.ProtocolError"),
-            (0, br#"{"object":"calc","method":"_secret","params":[],"kwargs":{}}"#, "builtins.AttributeError"),
+            (
+                flags::BATCH,
+                &br#"{"object":"calc","method":"<batch>","params":[],"kwargs":{}}"#[..],
+                "Pyro5.errors.ProtocolError",
+            ),
+            (
+                0,
+                br#"{"object":"calc","method":"_secret","params":[],"kwargs":{}}"#,
+                "builtins.AttributeError",
+            ),
             (0, br#"{"object":"calc""#, "Pyro5.errors.SerializeError"),
         ] {
-            let (_, event) = conversation.receive(&message(MessageType::Invoke, serializer::JSON, flags, 3, body));
-            let Pyro5Event::Send(frame) = event else { panic!("{event:?}") };
+            let (_, event) = conversation.receive(&message(
+                MessageType::Invoke,
+                serializer::JSON,
+                flags,
+                3,
+                body,
+            ));
+            let Pyro5Event::Send(frame) = event else {
+                panic!("{event:?}")
+            };
             let reply = answer(frame);
             assert!(reply.has(flags::EXCEPTION));
             assert_eq!(reply.seq, 3);
             let value = Format::Json.decode_py_value(&reply.data, 8).unwrap();
             assert_eq!(value.get("__class__"), Some(&PyValue::str(class)));
         }
-        let (_, event) = conversation.receive(&message(MessageType::Result, serializer::JSON, 0, 4, b""));
+        let (_, event) =
+            conversation.receive(&message(MessageType::Result, serializer::JSON, 0, 4, b""));
         assert_eq!(event, Pyro5Event::Close(None));
     }
 }

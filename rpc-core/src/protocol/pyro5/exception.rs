@@ -51,6 +51,9 @@ mod tests {
             detail: "missing 1 required positional argument: 'b'".into(),
         });
         assert_eq!(bad.class, "builtins.TypeError");
-        assert_eq!(bad.message(), "add() missing 1 required positional argument: 'b'");
+        assert_eq!(
+            bad.message(),
+            "add() missing 1 required positional argument: 'b'"
+        );
     }
 }
