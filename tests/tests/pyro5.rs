@@ -19,18 +19,18 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Order {
+struct Order {
     item: String,
     quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ShopError {
+enum ShopError {
     UnknownItem(String),
 }
 
 #[service]
-pub trait Shop {
+trait Shop {
     async fn price(&self, item: String, quantity: u32) -> Result<f64, ShopError>;
     async fn echo_bytes(&self, data: Vec<u8>) -> Vec<u8>;
     async fn describe(&self, order: Order) -> String;

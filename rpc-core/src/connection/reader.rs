@@ -360,7 +360,7 @@ mod tests {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(&Message::encode(Kind::Ping, Flags::NONE, 1, b"x", 100).unwrap());
         bytes.extend_from_slice(&Message::encode(Kind::Pong, Flags::NONE, 2, b"", 100).unwrap());
-        let mut reader = FrameReader::new(&bytes[..], 100, Duration::from_secs(1));
+        let mut reader = FrameReader::<_, Message>::new(&bytes[..], 100, Duration::from_secs(1));
         for expected in [1, 2] {
             let message = reader.read_message().await.unwrap().unwrap();
             assert_eq!(message.header.request_id, expected);
@@ -371,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn eof_inside_a_frame_is_truncation() {
         let frame = Message::encode(Kind::Ping, Flags::NONE, 1, b"abcdef", 100).unwrap();
-        let mut reader = FrameReader::new(&frame[..23], 100, Duration::from_secs(1));
+        let mut reader = FrameReader::<_, Message>::new(&frame[..23], 100, Duration::from_secs(1));
         assert!(matches!(
             reader.read_message().await,
             Err(ReadError::Protocol(ProtocolError::Truncated {
@@ -385,7 +385,7 @@ mod tests {
     async fn a_stalled_frame_hits_the_frame_deadline() {
         let (mut client, server) = tokio::io::duplex(64);
         client.write_all(&MAGIC_AND_MORE).await.unwrap();
-        let mut reader = FrameReader::new(server, 100, Duration::from_secs(3));
+        let mut reader = FrameReader::<_, Message>::new(server, 100, Duration::from_secs(3));
         let started = Instant::now();
         assert!(matches!(
             reader.read_message().await,
@@ -401,7 +401,7 @@ mod tests {
     async fn trying_to_read_takes_only_what_has_arrived() {
         let (read, write) = tokio::net::UnixStream::pair().unwrap();
         let (read, _) = read.into_split();
-        let mut reader = FrameReader::new(read, 100, Duration::from_secs(1));
+        let mut reader = FrameReader::<_, Message>::new(read, 100, Duration::from_secs(1));
         assert!(reader.try_read_message().is_none(), "nothing has arrived");
 
         let frame = Message::encode(Kind::Ping, Flags::NONE, 9, b"abcdef", 100).unwrap();
@@ -430,10 +430,11 @@ mod tests {
             Message::encode(Kind::Ping, Flags::NONE, 1, &vec![7; 800 << 10], 1 << 20).unwrap();
         let (mut first_tx, first_rx) = tokio::io::duplex(2 << 20);
         let (mut second_tx, second_rx) = tokio::io::duplex(2 << 20);
-        let mut first = FrameReader::new(first_rx, 1 << 20, Duration::from_secs(60))
+        let mut first = FrameReader::<_, Message>::new(first_rx, 1 << 20, Duration::from_secs(60))
             .with_budget(budget.clone());
-        let mut second = FrameReader::new(second_rx, 1 << 20, Duration::from_secs(60))
-            .with_budget(budget.clone());
+        let mut second =
+            FrameReader::<_, Message>::new(second_rx, 1 << 20, Duration::from_secs(60))
+                .with_budget(budget.clone());
 
         // The first frame arrives all but its end: it holds 800 of the 1,024 KiB.
         let end = frame.len() - 1000;
@@ -477,8 +478,8 @@ mod tests {
         let mut stalled = Vec::new();
         for _ in 0..32 {
             let (mut tx, rx) = tokio::io::duplex(1 << 20);
-            let mut reader =
-                FrameReader::new(rx, 1 << 20, Duration::from_secs(60)).with_budget(budget.clone());
+            let mut reader = FrameReader::<_, Message>::new(rx, 1 << 20, Duration::from_secs(60))
+                .with_budget(budget.clone());
             tx.write_all(&frame[..HEADER_LEN]).await.unwrap();
             assert!(reader.read_message().now_or_never().is_none());
             stalled.push((tx, reader));
@@ -490,8 +491,8 @@ mod tests {
         );
         // An honest frame of the same size is read at once beside them.
         let (mut tx, rx) = tokio::io::duplex(2 << 20);
-        let mut honest =
-            FrameReader::new(rx, 1 << 20, Duration::from_secs(60)).with_budget(budget.clone());
+        let mut honest = FrameReader::<_, Message>::new(rx, 1 << 20, Duration::from_secs(60))
+            .with_budget(budget.clone());
         tx.write_all(&frame).await.unwrap();
         let message = honest.read_message().now_or_never();
         assert!(
