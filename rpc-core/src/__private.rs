@@ -1,5 +1,8 @@
 //! Items that `#[service]` output names. Not part of the public API; may change at any time.
 
+mod raised;
+
+pub use raised::{Describe, DescribeWithDisplay, DescribeWithout, Raised};
 pub use serde;
 pub use serde_bytes;
 

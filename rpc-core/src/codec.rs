@@ -15,6 +15,7 @@ mod py_value;
 pub(crate) mod serpent;
 
 pub use error::{CodecCause, CodecError};
+pub(crate) use py_value::RAISED_MARKER;
 pub use py_value::{PyException, PyValue, PyValueError, to_py_value};
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};

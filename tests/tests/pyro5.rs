@@ -24,8 +24,9 @@ struct Order {
     quantity: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 enum ShopError {
+    #[error("no price for {0}")]
     UnknownItem(String),
 }
 
@@ -114,6 +115,7 @@ def raised(call):
         return [type(error).__module__ + "." + type(error).__name__, str(error), getattr(error, "error", None)]
     return None
 out["own_error"] = raised(lambda: shop.price("fig", 1))
+out["unknown_name"] = raised(lambda: ns.lookup("nobody"))
 out["missing"] = raised(lambda: shop.price("apple"))
 out["too_many"] = raised(lambda: shop.price("apple", 1, 2))
 out["wrong_type"] = raised(lambda: shop.price("apple", "many"))
@@ -150,7 +152,8 @@ async fn python_client_calls_rust_objects(serializer: &str) {
     assert_eq!(out["price"], 1.5, "{out}");
     assert_eq!(out["keywords"], 1.5, "{out}");
     assert_eq!(out["own_error"][0], "builtins.RuntimeError", "{out}");
-    assert_eq!(out["own_error"][1], "UnknownItem: 'fig'", "{out}");
+    // The error's `Display` is the message; its value rides along.
+    assert_eq!(out["own_error"][1], "no price for fig", "{out}");
     assert_eq!(
         out["own_error"][2],
         serde_json::json!({"UnknownItem": "fig"}),
@@ -168,6 +171,8 @@ async fn python_client_calls_rust_objects(serializer: &str) {
             "{key}: {out}"
         );
     }
+    assert_eq!(out["unknown_name"][0], "Pyro5.errors.NamingError", "{out}");
+    assert_eq!(out["unknown_name"][1], "unknown name: nobody", "{out}");
     assert_eq!(out["panic"][0], "Pyro5.errors.PyroError", "{out}");
     assert!(
         out["panic"][1]

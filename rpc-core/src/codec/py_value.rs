@@ -31,6 +31,7 @@ use std::fmt;
 
 pub use exception::PyException;
 pub(crate) use from_value::Returned;
+pub(crate) use to_value::RAISED_MARKER;
 pub(crate) use to_value::to_py_outcome;
 pub use to_value::to_py_value;
 

@@ -31,11 +31,23 @@ pub(super) fn expand(service: &Service) -> TokenStream {
         let output = quote!(<T as #ident>::#method_ident(&self.inner, #(#arg_idents),*).await);
         let output = match &method.output {
             Output::Value(ty) => bytes::to_wire(output, ty),
-            Output::Result { ok, .. } if bytes::carries_bytes(ok) => {
-                let ok_to_wire = bytes::to_wire(quote!(ok), ok);
-                quote!(::core::result::Result::map(#output, |ok| #ok_to_wire))
+            Output::Result { ok, err, .. } => {
+                let output = if bytes::carries_bytes(ok) {
+                    let ok_to_wire = bytes::to_wire(quote!(ok), ok);
+                    quote!(::core::result::Result::map(#output, |ok| #ok_to_wire))
+                } else {
+                    output
+                };
+                // The error travels with its `Display`, if it has one, for Pyro5 clients.
+                quote! {{
+                    use ::rpc_core::__private::{DescribeWithDisplay as _, DescribeWithout as _};
+                    let describe = (&&::rpc_core::__private::Describe::<#err>::new()).describer();
+                    ::core::result::Result::map_err(#output, |error| {
+                        ::rpc_core::__private::Raised::new(error, describe)
+                    })
+                }}
             }
-            Output::Unit | Output::Result { .. } => output,
+            Output::Unit => output,
         };
         quote! {
             #wire_name => {

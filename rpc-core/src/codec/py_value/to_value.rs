@@ -5,11 +5,16 @@ use std::cell::Cell;
 use serde::Serialize;
 use serde::ser;
 
-use super::{PyValue, PyValueError};
+use super::{PyException, PyValue, PyValueError};
 
 /// The name under which [`PyValue::Set`] serializes itself, so this serializer gives back a set
 /// where other formats see a plain sequence.
 pub(super) const SET_MARKER: &str = "\0rpc_core::PyValue::Set";
+
+/// The name under which a method's error travels with its message (see
+/// `__private::Raised`): the value is `(message, error)`, and becomes the error's Python value
+/// with the message kept beside it for the exception.
+pub(crate) const RAISED_MARKER: &str = "\0rpc_core::Raised";
 
 /// The Python value of `value` (see the table in [`PyValue`]'s module).
 ///
@@ -137,6 +142,18 @@ impl ser::Serializer for ToPyValue<'_> {
     ) -> Result<PyValue, PyValueError> {
         match value.serialize(ToPyValue::NESTED)? {
             PyValue::List(items) if name == SET_MARKER => Ok(PyValue::Set(items)),
+            PyValue::Tuple(mut pair) if name == RAISED_MARKER && pair.len() == 2 => {
+                let error = pair.pop().unwrap_or(PyValue::None);
+                let message = pair.pop().unwrap_or(PyValue::None);
+                Ok(match message {
+                    // An exception of the method's own choosing is raised as it is.
+                    _ if PyException::from_py_value(&error).is_some() => error,
+                    PyValue::Str(message) => PyException::new("builtins.RuntimeError", message)
+                        .with_attribute("error", error)
+                        .to_py_value(),
+                    _ => error,
+                })
+            }
             other => Ok(other),
         }
     }
