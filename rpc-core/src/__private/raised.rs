@@ -101,11 +101,11 @@ mod tests {
     fn bincode_sees_the_error_alone() {
         let raised = Raised::new(Shown(7), (&&Describe::<Shown>::new()).describer());
         let mut with = bytes::BytesMut::new();
-        crate::Format::Bincode
+        crate::codec::Format::Bincode
             .encode_into(&raised, &mut with)
             .unwrap();
         let mut alone = bytes::BytesMut::new();
-        crate::Format::Bincode
+        crate::codec::Format::Bincode
             .encode_into(&Shown(7), &mut alone)
             .unwrap();
         assert_eq!(with, alone);

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::ser;
 
 use super::{PyException, PyValue, PyValueError};
+use crate::codec::CodecError;
 
 /// The name under which [`PyValue::Set`] serializes itself, so this serializer gives back a set
 /// where other formats see a plain sequence.
@@ -21,23 +22,23 @@ pub(crate) const RAISED_MARKER: &str = "\0rpc_core::Raised";
 /// # Errors
 ///
 /// The message of the value's own `Serialize` if it fails.
-pub fn to_py_value<T: Serialize + ?Sized>(value: &T) -> Result<PyValue, crate::CodecError> {
+pub fn to_py_value<T: Serialize + ?Sized>(value: &T) -> Result<PyValue, CodecError> {
     value
         .serialize(ToPyValue::NESTED)
-        .map_err(|error| crate::CodecError::custom(error.0))
+        .map_err(|error| CodecError::custom(error.0))
 }
 
 /// The Python value of a method's return value, and whether it is an error to raise: a
 /// returned `Result` is the call's outcome, so `Ok(x)` is `x` and `Err(e)` is `e`, raised.
 pub(crate) fn to_py_outcome<T: Serialize + ?Sized>(
     value: &T,
-) -> Result<(PyValue, bool), crate::CodecError> {
+) -> Result<(PyValue, bool), CodecError> {
     let raised = Cell::new(false);
     let value = value
         .serialize(ToPyValue {
             outcome: Some(&raised),
         })
-        .map_err(|error| crate::CodecError::custom(error.0))?;
+        .map_err(|error| CodecError::custom(error.0))?;
     Ok((value, raised.get()))
 }
 
