@@ -93,6 +93,7 @@ mod tests {
     fn the_display_is_found_where_there_is_one() {
         let shown = (&&Describe::<Shown>::new()).describer();
         assert_eq!(shown(&Shown(1)), Some("shown 1".into()));
+        #[allow(clippy::needless_borrow)]
         let plain = (&&Describe::<Plain>::new()).describer();
         assert_eq!(plain(&Plain(1)), None);
     }
