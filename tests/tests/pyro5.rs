@@ -5,12 +5,15 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use nameserver::Options;
 use rpc_core::pyro5::PyException;
 use rpc_core::{
-    CallError, Config, Daemon, Error, Format, NameServerConfig, Proxy, Secret, Uri, locate_ns,
-    service,
+    CallError, Config, Daemon, Error, Format, InstanceMode, Lease, NameServerConfig, Proxy, Secret,
+    Uri, locate_ns, service,
 };
 use rpc_tests::python::python_or_skip;
 use rpc_tests::within;
@@ -36,11 +39,43 @@ trait Shop {
     async fn echo_bytes(&self, data: Vec<u8>) -> Vec<u8>;
     async fn describe(&self, order: Order) -> String;
     async fn boom(&self) -> u32;
+    #[oneway]
+    async fn note(&self, line: String);
+    async fn notes(&self) -> Vec<String>;
+    async fn slow(&self, millis: u64) -> u64;
 }
 
-struct Stall;
+/// A `session` mode object: each connection counts on its own.
+#[service]
+trait Counter {
+    async fn next(&self) -> u64;
+}
+
+#[derive(Default)]
+struct Count(AtomicU64);
+
+impl Counter for Count {
+    async fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+#[derive(Default)]
+struct Stall {
+    notes: Mutex<Vec<String>>,
+}
 
 impl Shop for Stall {
+    async fn note(&self, line: String) {
+        self.notes.lock().unwrap().push(line);
+    }
+    async fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
+    }
+    async fn slow(&self, millis: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        millis
+    }
     async fn price(&self, item: String, quantity: u32) -> Result<f64, ShopError> {
         match item.as_str() {
             "apple" => Ok(0.5 * f64::from(quantity)),
@@ -65,7 +100,7 @@ async fn shop() -> (nameserver::RunningNameServer, Daemon, u16) {
     let ns_port = ns.daemon().local_addr().unwrap().port();
     let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
     let uri = daemon
-        .register_as("shop", ShopSkeleton::new(Stall))
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
         .unwrap();
     let mut config = Config::default();
     config.nameserver = NameServerConfig::at("127.0.0.1", ns_port);
@@ -259,6 +294,100 @@ async fn pyro5_nsc_manages_our_nameserver_and_names_cross_both_ways() {
     assert!(!run(&["list"]).await.contains("py.worker"));
 }
 
+const BY_BROADCAST: &str = r#"
+import json, os
+import Pyro5.api, Pyro5.errors
+def raised(call):
+    try:
+        call()
+    except Exception as error:
+        return [type(error).__module__ + "." + type(error).__name__, str(error)]
+    return None
+out = {}
+# The environment leaves broadcast discovery as the only way to the nameserver.
+ns = Pyro5.api.locate_ns()
+out["ns_uri"] = str(ns._pyroUri)
+shop = Pyro5.api.Proxy(os.environ["SHOP_URI"])
+shop.note("one")
+shop.note("two")
+out["notes"] = shop.notes()
+first, second = Pyro5.api.Proxy(os.environ["COUNTER_URI"]), Pyro5.api.Proxy(os.environ["COUNTER_URI"])
+out["sessions"] = [first.next(), first.next(), second.next(), first.next()]
+out["deadline"] = raised(lambda: shop.slow(5000))
+out["overwrite_owned"] = raised(lambda: ns.register("owned.name", "PYRO:hijack@127.0.0.1:1"))
+out["remove_owned"] = raised(lambda: ns.remove("owned.name"))
+out["owned_still"] = str(ns.lookup("owned.name"))
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn broadcast_discovery_oneway_sessions_deadlines_and_owners_work_for_python() {
+    let Some(python) = python_or_skip("broadcast_discovery_oneway_sessions_deadlines_and_owners")
+    else {
+        return;
+    };
+    // A nameserver on every interface, so it answers broadcasts (on loopback here).
+    let mut options = Options::default();
+    options.host = "0.0.0.0".into();
+    options.port = 0;
+    options.broadcast_port = 0;
+    let ns = nameserver::start(options).await.unwrap();
+    let discovery = ns.discovery_addr().expect("discovery runs on 0.0.0.0");
+    let ns_port = ns.daemon().local_addr().unwrap().port();
+    let config = Config::default().max_call_duration(Some(Duration::from_millis(200)));
+    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+    let shop = daemon
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
+        .unwrap();
+    let counter = daemon
+        .register_factory("counter", InstanceMode::Session, || {
+            CounterSkeleton::new(Count::default())
+        })
+        .unwrap();
+    let mut client = Config::default();
+    client.nameserver = NameServerConfig::at("127.0.0.1", ns_port);
+    let lease = Lease::start(&client, "owned.name", shop.clone(), Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let printed = run_python(
+        &python,
+        BY_BROADCAST,
+        &[
+            ("PYRO_BROADCAST_ADDRS", "127.255.255.255".to_owned()),
+            ("PYRO_NS_BCPORT", discovery.port().to_string()),
+            // Nothing listens there: only the broadcast finds the nameserver.
+            ("PYRO_NS_PORT", "1".to_owned()),
+            ("SHOP_URI", shop.to_string()),
+            ("COUNTER_URI", counter.to_string()),
+        ],
+    )
+    .await;
+    let out: serde_json::Value = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(
+        out["ns_uri"],
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{ns_port}"),
+        "{out}"
+    );
+    assert_eq!(out["notes"], serde_json::json!(["one", "two"]), "{out}");
+    assert_eq!(out["sessions"], serde_json::json!([1, 2, 1, 3]), "{out}");
+    assert_eq!(out["deadline"][0], "Pyro5.errors.TimeoutError", "{out}");
+    assert_eq!(
+        out["overwrite_owned"][0], "Pyro5.errors.NamingError",
+        "{out}"
+    );
+    assert!(
+        out["overwrite_owned"][1]
+            .as_str()
+            .unwrap()
+            .contains("owned"),
+        "{out}"
+    );
+    assert_eq!(out["remove_owned"][0], "Pyro5.errors.NamingError", "{out}");
+    assert_eq!(out["owned_still"], shop.to_string(), "{out}");
+    drop(lease);
+}
+
 const PYTHON_DAEMON: &str = r#"
 import Pyro5.api
 @Pyro5.api.expose
@@ -368,7 +497,7 @@ const SERPENT_CONNECT: &[u8] = b"# serpent utf-8 python3.2\n{'handshake':'hello'
 async fn hostile_pyro5_openings_are_refused_and_closed() {
     let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
     daemon
-        .register_as("shop", ShopSkeleton::new(Stall))
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
         .unwrap();
     // An invoke before the handshake: a CONNECTFAIL (type 3) that says why.
     let answer = exchange(&daemon, &frame(4, 1, 0, 0, b"x")).await;
@@ -401,7 +530,7 @@ async fn hostile_pyro5_openings_are_refused_and_closed() {
 async fn hostile_pyro5_calls_get_exceptions_and_the_connection_goes_on() {
     let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
     daemon
-        .register_as("shop", ShopSkeleton::new(Stall))
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
         .unwrap();
     let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
         .await
@@ -458,7 +587,7 @@ async fn a_daemon_that_requires_a_secret_refuses_pyro5_clients_and_one_that_does
         .await
         .unwrap();
     strict
-        .register_as("shop", ShopSkeleton::new(Stall))
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
         .unwrap();
     let answer = exchange(&strict, &frame(1, 1, 0, 0, SERPENT_CONNECT)).await;
     assert_eq!(answer[6], 3);
@@ -468,9 +597,43 @@ async fn a_daemon_that_requires_a_secret_refuses_pyro5_clients_and_one_that_does
         .await
         .unwrap();
     without
-        .register_as("shop", ShopSkeleton::new(Stall))
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
         .unwrap();
     // Taken for our own protocol: a bad magic, answered with our own Close frame.
     let answer = exchange(&without, &frame(1, 1, 0, 0, SERPENT_CONNECT)).await;
     assert!(answer.starts_with(b"ROBJ"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn an_idle_pyro5_connection_is_closed_and_a_silent_one_never_opens() {
+    let config = Config::default()
+        .idle_timeout(Some(Duration::from_millis(200)))
+        .handshake_timeout(Duration::from_millis(200));
+    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
+    daemon
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
+        .unwrap();
+    // Opened, then quiet: closed after the idle timeout.
+    let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
+        .await
+        .unwrap();
+    stream
+        .write_all(&frame(1, 1, 0, 0, SERPENT_CONNECT))
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    within("the idle close", stream.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    assert_eq!(answer[6], 2, "CONNECTOK first");
+    // Only the tag, then nothing: closed at the handshake deadline.
+    let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
+        .await
+        .unwrap();
+    stream.write_all(b"PYRO").await.unwrap();
+    let mut answer = Vec::new();
+    within("the handshake deadline", stream.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    assert!(answer.is_empty());
 }
