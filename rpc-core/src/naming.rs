@@ -20,7 +20,7 @@ pub use lease::{Lease, new_owner_token};
 pub use locate::locate_ns;
 pub use resolve::NameResolver;
 
-use crate::uri::Uri;
+use crate::uri::{HostPort, Uri};
 
 /// The object id of the nameserver in its daemon, as in Pyro.
 pub const NAMESERVER_OBJECT_ID: &str = "Pyro.NameServer";
@@ -278,15 +278,21 @@ pub trait NameServer {
 ///
 /// | field | environment variable | default |
 /// |-------|----------------------|---------|
-/// | `host` | `RPC_NS_HOST` | none: broadcast, then localhost |
+/// | `host` | `RPC_NS_HOST` (`host`, or several `host[:port]` separated by commas) | none: broadcast, then localhost |
 /// | `port` | `RPC_NS_PORT` | [`DEFAULT_NS_PORT`] (9090) |
 /// | `broadcast_port` | `RPC_NS_BCPORT` | [`DEFAULT_BROADCAST_PORT`] (9091) |
 /// | `broadcast_addresses` | `RPC_NS_BCADDR` (comma-separated) | `255.255.255.255` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NameServerConfig {
-    /// The nameserver's host. When set (here or in the environment), only it is tried.
+    /// The nameserver's host. When set (here or in the environment), only it and
+    /// [`fallbacks`](NameServerConfig::fallbacks) are tried.
     pub host: Option<String>,
+    /// More nameservers that serve the same registry (several nameservers on one store),
+    /// tried in order when those before cannot be reached; a port of `None` means
+    /// [`port`](NameServerConfig::port). A client that loses its nameserver locates one
+    /// again at its next lookup, so it moves on to the next that answers. Default none.
+    pub fallbacks: Vec<HostPort>,
     /// The nameserver's TCP port.
     pub port: Option<u16>,
     /// Whether to look for a nameserver by UDP broadcast when no host is set. Default true.
@@ -309,6 +315,7 @@ impl Default for NameServerConfig {
     fn default() -> NameServerConfig {
         NameServerConfig {
             host: None,
+            fallbacks: Vec::new(),
             port: None,
             broadcast: true,
             broadcast_addresses: None,
@@ -330,10 +337,38 @@ impl NameServerConfig {
         }
     }
 
-    fn host(&self) -> Option<String> {
-        self.host
-            .clone()
-            .or_else(|| std::env::var("RPC_NS_HOST").ok().filter(|h| !h.is_empty()))
+    /// This configuration with these nameservers after the first.
+    #[must_use]
+    pub fn with_fallbacks(
+        mut self,
+        fallbacks: impl IntoIterator<Item = HostPort>,
+    ) -> NameServerConfig {
+        self.fallbacks.extend(fallbacks);
+        self
+    }
+
+    /// Every configured nameserver, in the order to try them: `host` (or each of
+    /// `RPC_NS_HOST`), then the fallbacks. Empty when none is configured.
+    pub(crate) fn configured(&self) -> Vec<(String, u16)> {
+        let port = self.port();
+        let first: Vec<HostPort> = match &self.host {
+            Some(host) => vec![HostPort {
+                host: host.clone(),
+                port: None,
+            }],
+            None => std::env::var("RPC_NS_HOST")
+                .ok()
+                .map(|hosts| hosts.split(',').filter_map(env_host).collect())
+                .unwrap_or_default(),
+        };
+        if first.is_empty() {
+            return Vec::new();
+        }
+        first
+            .into_iter()
+            .chain(self.fallbacks.iter().cloned())
+            .map(|HostPort { host, port: own }| (host, own.unwrap_or(port)))
+            .collect()
     }
 
     fn port(&self) -> u16 {
@@ -363,6 +398,60 @@ impl NameServerConfig {
     }
 }
 
+/// One entry of `RPC_NS_HOST`: `host[:port]`, or a bare IPv6 address.
+fn env_host(entry: &str) -> Option<HostPort> {
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return None;
+    }
+    entry.parse().ok().or_else(|| {
+        Some(HostPort {
+            host: entry.to_owned(),
+            port: None,
+        })
+    })
+}
+
 fn env_port(variable: &str) -> Option<u16> {
     std::env::var(variable).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_nameservers_come_in_order_with_their_own_ports_or_the_default() {
+        let settings = NameServerConfig::at("first", 9100).with_fallbacks([
+            HostPort {
+                host: "second".into(),
+                port: Some(9200),
+            },
+            HostPort {
+                host: "third".into(),
+                port: None,
+            },
+        ]);
+        assert_eq!(
+            settings.configured(),
+            vec![
+                ("first".to_owned(), 9100),
+                ("second".to_owned(), 9200),
+                ("third".to_owned(), 9100)
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_of_the_host_variable_take_ports_and_bare_ipv6() {
+        let port = |host: &str, port| HostPort {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(env_host(" ns-a:9100 "), Some(port("ns-a", Some(9100))));
+        assert_eq!(env_host("ns-b"), Some(port("ns-b", None)));
+        assert_eq!(env_host("[::1]:9300"), Some(port("::1", Some(9300))));
+        assert_eq!(env_host("fe80::1"), Some(port("fe80::1", None)));
+        assert_eq!(env_host("  "), None);
+    }
 }

@@ -217,6 +217,18 @@ impl FromStr for Uri {
     }
 }
 
+impl FromStr for HostPort {
+    type Err = UriError;
+
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
+    fn from_str(text: &str) -> Result<HostPort, UriError> {
+        parse_host_port(text).map_err(|reason| UriError {
+            text: text.to_owned(),
+            reason,
+        })
+    }
+}
+
 /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`.
 fn parse_host_port(text: &str) -> Result<HostPort, &'static str> {
     let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {

@@ -1,11 +1,12 @@
 //! The nameserver over the wire: every method, proxies by name and by metadata, discovery.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use nameserver::Options;
 use rpc_core::{
-    CallError, Config, Daemon, Error, MetadataQuery, NameFilter, NameServerAttempt,
-    NameServerConfig, NameServerProxy, NamingError, Proxy, locate_ns,
+    CallError, Config, Daemon, Error, HostPort, MetadataQuery, NameFilter, NameResolver,
+    NameServerAttempt, NameServerConfig, NameServerProxy, NamingError, Proxy, locate_ns,
 };
 use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, within};
 use tokio::net::UdpSocket;
@@ -782,4 +783,56 @@ async fn a_proxy_resolves_names_with_the_resolver_it_is_given() {
         1,
         "resolved once, at the connect"
     );
+}
+
+/// Issue 14: a client given several nameservers of one registry moves to the next when the one
+/// it located dies, at its next lookup, without being told.
+#[tokio::test]
+async fn a_client_with_fallbacks_moves_on_when_its_nameserver_dies() {
+    let first = nameserver::start(Options::loopback(0)).await.unwrap();
+    let second = nameserver::start(Options::loopback(0)).await.unwrap();
+    let port_of = |ns: &nameserver::RunningNameServer| ns.daemon().local_addr().unwrap().port();
+    let (first_port, second_port) = (port_of(&first), port_of(&second));
+    let (_daemon, calc, _) = serve_calc().await;
+    let worker = calc.proxy().uri().clone();
+    // Both serve the same names (one registry, as nameservers on one store would).
+    for port in [first_port, second_port] {
+        let mut config = Config::default();
+        config.nameserver = NameServerConfig::at("127.0.0.1", port);
+        let names = locate_ns(&config).await.unwrap();
+        names
+            .register("calc".into(), worker.clone(), false, Default::default())
+            .await
+            .unwrap();
+    }
+    let mut config = Config::default();
+    config.nameserver = NameServerConfig::at("127.0.0.1", first_port).with_fallbacks([HostPort {
+        host: "127.0.0.1".into(),
+        port: Some(second_port),
+    }]);
+    let resolver = Arc::new(NameResolver::new());
+    let by_name = || {
+        CalcProxy::from_proxy(Proxy::with_resolver(
+            "PYRONAME:calc".parse().unwrap(),
+            config.clone(),
+            resolver.clone(),
+        ))
+    };
+    assert_eq!(by_name().add(1, 2).await.unwrap(), 3);
+    first.shutdown().await;
+    assert_eq!(
+        within("the lookup through the fallback", by_name().add(2, 3))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        locate_ns(&config).await.unwrap().proxy().uri().to_string(),
+        format!("PYRO:Pyro.NameServer@127.0.0.1:{second_port}")
+    );
+    second.shutdown().await;
+    match locate_ns(&config).await {
+        Err(Error::NameServerNotFound { tried }) => assert_eq!(tried.len(), 2, "{tried:?}"),
+        other => panic!("expected NameServerNotFound, got {other:?}"),
+    }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use nameserver::Options;
 use rpc_core::{
-    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, NameFilter, NameServerProxy, Secret,
+    Config, DEFAULT_BROADCAST_PORT, DEFAULT_NS_PORT, HostPort, NameFilter, NameServerProxy, Secret,
     TlsClient, TlsServer, Uri, locate_ns,
 };
 
@@ -155,6 +155,10 @@ struct NsAddress {
     /// The nameserver's port (default: $RPC_NS_PORT, else 9090).
     #[arg(long = "ns-port")]
     port: Option<u16>,
+    /// Another nameserver of the same registry (`host[:port]`), tried in order when those
+    /// before it cannot be reached; may be given several times.
+    #[arg(long = "ns-fallback", value_name = "HOST[:PORT]", requires = "host")]
+    fallbacks: Vec<HostPort>,
     /// A file holding the deployment's shared secret (else $RPC_SECRET_FILE, else
     /// $RPC_SECRET): needed to change names on a nameserver that has one.
     #[arg(long, value_name = "PATH")]
@@ -175,6 +179,7 @@ impl NsAddress {
         let mut config = Config::default();
         config.nameserver.host = self.host.clone();
         config.nameserver.port = self.port;
+        config.nameserver.fallbacks = self.fallbacks.clone();
         config.secret = shared_secret(self.secret_file.as_deref())?;
         if let Some(roots) = &self.tls_ca {
             let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());

@@ -19,7 +19,8 @@ use crate::uri::{Location, Uri};
 /// Tries, in order, as Pyro's `locate_ns` does:
 ///
 /// 1. the host and port of [`Config::nameserver`] or of the environment (`RPC_NS_HOST`,
-///    `RPC_NS_PORT`): when a host is configured, it is the only one tried;
+///    `RPC_NS_PORT`), then its [`fallbacks`](NameServerConfig::fallbacks), in order: when a
+///    host is configured, only these are tried;
 /// 2. UDP broadcast discovery (unless disabled): `GET_NSURI` to each broadcast address, a few
 ///    short rounds;
 /// 3. `127.0.0.1` on the nameserver port.
@@ -30,15 +31,18 @@ use crate::uri::{Location, Uri};
 pub async fn locate_ns(config: &Config) -> Result<NameServerProxy, Error> {
     let settings = &config.nameserver;
     let port = settings.port();
-    if let Some(host) = settings.host() {
-        let uri = nameserver_uri(host, port);
-        return connect(&uri, config)
-            .await
-            .map_err(|error| Error::NameServerNotFound {
-                tried: vec![unreachable(uri, "configured", error)],
-            });
-    }
     let mut tried = Vec::new();
+    let configured = settings.configured();
+    if !configured.is_empty() {
+        for (host, port) in configured {
+            let uri = nameserver_uri(host, port);
+            match connect(&uri, config).await {
+                Ok(proxy) => return Ok(proxy),
+                Err(error) => tried.push(unreachable(uri, "configured", error)),
+            }
+        }
+        return Err(Error::NameServerNotFound { tried });
+    }
     if settings.broadcast
         && let Some(proxy) = discover(settings, config, &mut tried).await
     {
@@ -106,7 +110,9 @@ impl Located {
 /// variables it falls back to read now.
 fn cache_key(config: &Config) -> Config {
     let mut key = config.clone();
-    key.nameserver.host = key.nameserver.host();
+    if key.nameserver.host.is_none() {
+        key.nameserver.host = std::env::var("RPC_NS_HOST").ok();
+    }
     key.nameserver.port = Some(key.nameserver.port());
     key.nameserver.broadcast_port = Some(key.nameserver.broadcast_port());
     key.nameserver.broadcast_addresses = Some(key.nameserver.broadcast_addresses());

@@ -80,7 +80,7 @@ impl Resolve for NameResolver {
 async fn ask_all(ns: NameServerProxy, uri: &Uri, config: &Config) -> Result<Vec<Uri>, Error> {
     let answer = ask(&ns, uri).await;
     let settings = nameserver_config(uri, config).nameserver;
-    let found_by_broadcast = settings.host().is_none() && settings.broadcast;
+    let found_by_broadcast = settings.configured().is_empty() && settings.broadcast;
     match answer {
         // Several nameservers may answer discovery, and the first need not be the one that
         // has the name: ask the others before giving up.
