@@ -2,7 +2,8 @@
 //! an implementation in a [`Daemon`], and call it through a generated proxy from anywhere.
 //!
 //! Start at [`service`] for what the attribute generates, then [`Daemon`] for the server side
-//! and [`Proxy`] for what every generated proxy is built on.
+//! and [`Proxy`] for what every generated proxy is built on. Every daemon also serves Python
+//! Pyro5 clients on its port, and proxies can call Python Pyro5 objects: see [`pyro5`].
 //!
 //! # Example
 //!
@@ -147,6 +148,9 @@ pub use uri::{HostPort, IdError, Location, Uri, UriError, validate_id};
 /// | `serde_json::Value` and other `deserialize_any` types | send the JSON as a `String` |
 ///
 /// Values may nest [`Config::max_nesting_depth`] levels (2048 by default).
+///
+/// Python Pyro5 clients call the same skeleton in serpent or JSON, by position or by the
+/// argument names written here; [`pyro5`] says how values and errors cross.
 ///
 /// # What it generates, for a trait `Worker`
 ///

@@ -290,7 +290,7 @@ pub struct NameServerConfig {
     pub host: Option<String>,
     /// More nameservers that serve the same registry (several nameservers on one store),
     /// tried in order when those before cannot be reached; a port of `None` means
-    /// [`port`](NameServerConfig::port). A client that loses its nameserver locates one
+    /// `port`. A client that loses its nameserver locates one
     /// again at its next lookup, so it moves on to the next that answers. Default none.
     pub fallbacks: Vec<HostPort>,
     /// The nameserver's TCP port.
