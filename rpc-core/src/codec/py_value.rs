@@ -17,10 +17,14 @@
 //! | `Some(x)` | `x` |
 //! | `Vec<T>`, slices, sets | `list` (a `set` or `tuple` is accepted in their place) |
 //! | tuples, tuple structs | `tuple` (a `list` is accepted) |
-//! | structs, maps | `dict` (struct fields by name); map keys keep their type |
+//! | structs, maps | `dict` (struct fields by name); map keys keep their type (in JSON they become strings) |
 //! | an enum's unit variant | its name as a `str` |
 //! | an enum's other variants | a one-entry `dict`: `{"Variant": content}` |
 //! | a returned `Err(e)` | an exception; see [`crate::pyro5`] |
+//!
+//! A document's value takes at most about 16 times the document's bytes in memory (every
+//! item costs at least a byte or two of text and 32 bytes as a `PyValue`), and it nests at most
+//! [`MAX_NESTING`](crate::protocol::pyro5::MAX_NESTING) levels.
 
 mod exception;
 mod from_value;
@@ -159,5 +163,79 @@ impl serde::ser::Error for PyValueError {
 impl serde::de::Error for PyValueError {
     fn custom<T: fmt::Display>(message: T) -> PyValueError {
         PyValueError(message.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+    use super::*;
+    use crate::codec::Format;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Order {
+        item: String,
+        quantity: u32,
+        note: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Shape {
+        Dot,
+        Circle(f64),
+        Pair(i8, i8),
+        Rect { w: u32, h: u32 },
+    }
+
+    fn crosses<T: Serialize + DeserializeOwned + PartialEq + fmt::Debug>(value: T, python: &str) {
+        let py = to_py_value(&value).unwrap();
+        assert_eq!(py.to_serpent_text(), python);
+        assert_eq!(T::deserialize(&py).unwrap(), value);
+    }
+
+    #[test]
+    fn rust_values_cross_as_the_table_says() {
+        crosses(
+            Order {
+                item: "fig".into(),
+                quantity: 2,
+                note: None,
+            },
+            "{'item':'fig','quantity':2,'note':None}",
+        );
+        crosses(Shape::Dot, "'Dot'");
+        crosses(Shape::Circle(1.5), "{'Circle':1.5}");
+        crosses(Shape::Pair(1, -1), "{'Pair':(1,-1)}");
+        crosses(Shape::Rect { w: 2, h: 3 }, "{'Rect':{'w':2,'h':3}}");
+        crosses((1u8, "x".to_owned()), "(1,'x')");
+        crosses(vec![Some(1u64), None], "[1,None]");
+        crosses(u128::MAX, "340282366920938463463374607431768211455");
+        crosses(BTreeMap::from([((1, 2), "a".to_owned())]), "{(1,2):'a'}");
+        crosses(Ok::<u32, String>(3), "{'Ok':3}");
+    }
+
+    #[test]
+    fn python_spellings_are_accepted_and_wrong_types_are_named() {
+        let list = PyValue::List(vec![PyValue::Int(1), PyValue::str("x")]);
+        assert_eq!(<(u8, String)>::deserialize(&list).unwrap(), (1, "x".into()));
+        let error = u32::deserialize(&PyValue::str("many")).unwrap_err();
+        assert!(error.to_string().contains("expected u32"), "{error}");
+        assert!(u8::deserialize(&PyValue::Int(300)).is_err());
+        assert_eq!(f64::deserialize(&PyValue::Int(2)).unwrap(), 2.0);
+    }
+
+    #[test]
+    fn json_writes_non_string_keys_as_strings() {
+        let map = BTreeMap::from([(7u32, true)]);
+        let mut out = bytes::BytesMut::new();
+        Format::Json.encode_into(&map, &mut out).unwrap();
+        assert_eq!(&out[..], br#"{"7":true}"#);
+        let tuple_keys = BTreeMap::from([((1, 2), 0u8)]);
+        let mut out = bytes::BytesMut::new();
+        Format::Json.encode_into(&tuple_keys, &mut out).unwrap();
+        assert_eq!(&out[..], br#"{"(1,2)":0}"#);
     }
 }
