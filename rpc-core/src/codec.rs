@@ -78,8 +78,10 @@ impl Format {
                 serpent::write(&to_py_value(value)?, buf);
                 Ok(())
             }
-            Format::Json => serde_json::to_writer((&mut *buf).writer(), &to_py_value(value)?)
-                .map_err(|error| CodecError::custom(error.to_string())),
+            Format::Json => {
+                serde_json::to_writer((&mut *buf).writer(), &to_py_value(value)?.for_json())
+                    .map_err(|error| CodecError::custom(error.to_string()))
+            }
             Format::Bincode => {
                 let standard = bincode::config::standard();
                 // First into the room the buffer has (a reused frame buffer has plenty): most

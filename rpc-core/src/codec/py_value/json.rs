@@ -1,8 +1,10 @@
 //! `PyValue` as a serde type, which is how it meets JSON (through `serde_json`) and how a
 //! method may return a `PyValue` itself.
 //!
-//! JSON has fewer kinds than Python: tuples and sets become arrays, bytes the base64 dict
-//! serpent uses, and dict keys that are not strings their serpent text.
+//! The serde form is faithful (bytes as bytes, keys as they are); JSON has fewer kinds than
+//! Python, so [`PyValue::for_json`] first turns bytes into the base64 dict serpent uses and
+//! dict keys that are not strings into strings (numbers as digits, others as serpent text).
+//! Tuples and sets become arrays.
 
 use std::fmt;
 
@@ -26,12 +28,6 @@ impl Serialize for PyValue {
             PyValue::BigUint(value) => serializer.serialize_u128(*value),
             PyValue::Float(value) => serializer.serialize_f64(*value),
             PyValue::Str(text) => serializer.serialize_str(text),
-            PyValue::Bytes(bytes) if serializer.is_human_readable() => {
-                let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry("data", &BASE64.encode(bytes))?;
-                map.serialize_entry("encoding", "base64")?;
-                map.end()
-            }
             PyValue::Bytes(bytes) => serializer.serialize_bytes(bytes),
             PyValue::Tuple(items) => {
                 use serde::ser::SerializeTuple;
@@ -52,12 +48,7 @@ impl Serialize for PyValue {
             PyValue::Dict(entries) => {
                 let mut map = serializer.serialize_map(Some(entries.len()))?;
                 for (key, value) in entries {
-                    match key {
-                        PyValue::Str(_) | PyValue::Int(_) | PyValue::BigUint(_) => {
-                            map.serialize_entry(key, value)?;
-                        }
-                        other => map.serialize_entry(&other.to_serpent_text(), value)?,
-                    }
+                    map.serialize_entry(key, value)?;
                 }
                 map.end()
             }
@@ -144,5 +135,39 @@ impl<'de> Visitor<'de> for AnyValue {
             entries.push(entry);
         }
         Ok(PyValue::Dict(entries))
+    }
+}
+
+impl PyValue {
+    /// This value as JSON can carry it: bytes as serpent's base64 dict, dict keys as strings.
+    pub(crate) fn for_json(self) -> PyValue {
+        match self {
+            PyValue::Bytes(bytes) => PyValue::dict([
+                ("data", PyValue::Str(BASE64.encode(bytes))),
+                ("encoding", PyValue::str("base64")),
+            ]),
+            PyValue::Tuple(items) => {
+                PyValue::Tuple(items.into_iter().map(PyValue::for_json).collect())
+            }
+            PyValue::List(items) => {
+                PyValue::List(items.into_iter().map(PyValue::for_json).collect())
+            }
+            PyValue::Set(items) => PyValue::Set(items.into_iter().map(PyValue::for_json).collect()),
+            PyValue::Dict(entries) => PyValue::Dict(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let key = match key {
+                            PyValue::Str(text) => text,
+                            PyValue::Int(number) => number.to_string(),
+                            PyValue::BigUint(number) => number.to_string(),
+                            other => other.to_serpent_text(),
+                        };
+                        (PyValue::Str(key), value.for_json())
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
     }
 }
