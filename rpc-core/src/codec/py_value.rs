@@ -228,6 +228,23 @@ mod tests {
     }
 
     #[test]
+    fn number_keys_spelled_as_strings_are_read_as_numbers() {
+        let json = Format::Json
+            .decode_py_value(br#"{"7": true, "-1": false}"#, 8)
+            .unwrap();
+        assert_eq!(
+            BTreeMap::<i32, bool>::deserialize(&json).unwrap(),
+            BTreeMap::from([(7, true), (-1, false)])
+        );
+        assert!(BTreeMap::<u8, bool>::deserialize(&json).is_err());
+        let named = PyValue::dict([("true", PyValue::Int(1))]);
+        assert_eq!(
+            BTreeMap::<bool, u8>::deserialize(&named).unwrap(),
+            BTreeMap::from([(true, 1)])
+        );
+    }
+
+    #[test]
     fn json_writes_non_string_keys_as_strings() {
         let map = BTreeMap::from([(7u32, true)]);
         let mut out = bytes::BytesMut::new();

@@ -199,7 +199,7 @@ impl<'de> MapAccess<'de> for Entries<'de> {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                seed.deserialize(key).map(Some)
+                seed.deserialize(MapKey(key)).map(Some)
             }
             None => Ok(None),
         }
@@ -269,10 +269,6 @@ impl<'de> VariantAccess<'de> for &'de PyValue {
     }
 }
 
-/// A Python method's return value, read as a Rust method's: a Rust `Result` asked for at the
-/// top is `Ok` of the value (a Python method that fails raises instead of returning).
-pub(crate) struct Returned<'de>(pub(crate) &'de PyValue);
-
 macro_rules! forward_to_value {
     ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {
         $(
@@ -282,6 +278,74 @@ macro_rules! forward_to_value {
         )*
     };
 }
+
+/// Forwards everything but numbers, bools and enums, which the wrappers here treat on their own.
+macro_rules! forward_structure_to_value {
+    () => {
+        forward_to_value! {
+            deserialize_any(), deserialize_char(), deserialize_str(), deserialize_string(),
+            deserialize_bytes(), deserialize_byte_buf(), deserialize_option(),
+            deserialize_unit(), deserialize_seq(), deserialize_map(), deserialize_identifier(),
+            deserialize_ignored_any(),
+            deserialize_unit_struct(name: &'static str),
+            deserialize_newtype_struct(name: &'static str),
+            deserialize_tuple(len: usize),
+            deserialize_tuple_struct(name: &'static str, len: usize),
+            deserialize_struct(name: &'static str, fields: &'static [&'static str]),
+        }
+    };
+}
+
+/// A dict key. JSON has only string keys, so a number key arrives as its digits: a key read as
+/// a number or a bool is also taken from a string that spells one (`{"7": ...}` for a
+/// `HashMap<u32, _>`).
+struct MapKey<'de>(&'de PyValue);
+
+macro_rules! key_from_text {
+    ($($method:ident => $visit:ident($ty:ty)),* $(,)?) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PyValueError> {
+                if let PyValue::Str(text) = self.0 {
+                    return match text.parse::<$ty>() {
+                        Ok(value) => visitor.$visit(value),
+                        Err(_) => Err(unexpected(self.0, stringify!($ty))),
+                    };
+                }
+                self.0.$method(visitor)
+            }
+        )*
+    };
+}
+
+impl<'de> Deserializer<'de> for MapKey<'de> {
+    type Error = PyValueError;
+
+    key_from_text! {
+        deserialize_i8 => visit_i8(i8), deserialize_i16 => visit_i16(i16),
+        deserialize_i32 => visit_i32(i32), deserialize_i64 => visit_i64(i64),
+        deserialize_i128 => visit_i128(i128), deserialize_u8 => visit_u8(u8),
+        deserialize_u16 => visit_u16(u16), deserialize_u32 => visit_u32(u32),
+        deserialize_u64 => visit_u64(u64), deserialize_u128 => visit_u128(u128),
+        deserialize_f32 => visit_f32(f32), deserialize_f64 => visit_f64(f64),
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PyValueError> {
+        match self.0 {
+            PyValue::Str(text) if text == "true" || text == "True" => visitor.visit_bool(true),
+            PyValue::Str(text) if text == "false" || text == "False" => visitor.visit_bool(false),
+            other => other.deserialize_bool(visitor),
+        }
+    }
+
+    forward_to_value! {
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+    }
+    forward_structure_to_value!();
+}
+
+/// A Python method's return value, read as a Rust method's: a Rust `Result` asked for at the
+/// top is `Ok` of the value (a Python method that fails raises instead of returning).
+pub(crate) struct Returned<'de>(pub(crate) &'de PyValue);
 
 impl<'de> Deserializer<'de> for Returned<'de> {
     type Error = PyValueError;
@@ -299,19 +363,12 @@ impl<'de> Deserializer<'de> for Returned<'de> {
     }
 
     forward_to_value! {
-        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(),
-        deserialize_i32(), deserialize_i64(), deserialize_i128(), deserialize_u8(),
-        deserialize_u16(), deserialize_u32(), deserialize_u64(), deserialize_u128(),
-        deserialize_f32(), deserialize_f64(), deserialize_char(), deserialize_str(),
-        deserialize_string(), deserialize_bytes(), deserialize_byte_buf(),
-        deserialize_option(), deserialize_unit(), deserialize_seq(), deserialize_map(),
-        deserialize_identifier(), deserialize_ignored_any(),
-        deserialize_unit_struct(name: &'static str),
-        deserialize_newtype_struct(name: &'static str),
-        deserialize_tuple(len: usize),
-        deserialize_tuple_struct(name: &'static str, len: usize),
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]),
+        deserialize_bool(), deserialize_i8(), deserialize_i16(), deserialize_i32(),
+        deserialize_i64(), deserialize_i128(), deserialize_u8(), deserialize_u16(),
+        deserialize_u32(), deserialize_u64(), deserialize_u128(), deserialize_f32(),
+        deserialize_f64(),
     }
+    forward_structure_to_value!();
 }
 
 /// `Ok(value)`, as an enum to deserialize.
