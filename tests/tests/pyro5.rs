@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nameserver::Options;
-use rpc_core::pyro5::PyException;
+use rpc_core::pyro5::{PyException, PyValue};
 use rpc_core::{
     CallError, Config, Daemon, Error, Format, InstanceMode, Lease, NameServerConfig, Proxy, Secret,
     Uri, locate_ns, service,
@@ -636,4 +636,81 @@ async fn an_idle_pyro5_connection_is_closed_and_a_silent_one_never_opens() {
         .await
         .unwrap();
     assert!(answer.is_empty());
+}
+
+/// A client that speaks Pyro5 correctly but means harm, against a nameserver with a secret:
+/// it cannot take over a worker's name, empty the registry, or freeze the nameserver with a
+/// pattern, and honest lookups go on. Played by our own Pyro5 proxy, so no Python is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_pyro5_client_cannot_hijack_empty_or_freeze_the_nameserver() {
+    let secret = Secret::new("the operators' secret, sixteen bytes at least").unwrap();
+    let mut options = Options::loopback(0);
+    options.config.secret = Some(secret.clone());
+    options.query_budget = Duration::from_millis(300);
+    options.limits.max_registrations_per_address = 100_000;
+    let ns = nameserver::start(options).await.unwrap();
+    let ns_port = ns.daemon().local_addr().unwrap().port();
+    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+    let worker = daemon
+        .register_as("shop", ShopSkeleton::new(Stall::default()))
+        .unwrap();
+    let mut operator = Config::default().secret(Some(secret));
+    operator.nameserver = NameServerConfig::at("127.0.0.1", ns_port);
+    let names = locate_ns(&operator).await.unwrap();
+    let long = "a".repeat(200);
+    let count = rpc_tests::scaled(20_000, 5_000);
+    let registering = (0..count).map(|i| {
+        names.register(
+            format!("{long}.{i}"),
+            worker.clone(),
+            false,
+            Default::default(),
+        )
+    });
+    for registered in futures_util::future::join_all(registering).await {
+        registered.unwrap();
+    }
+    names
+        .register("MyWorker".into(), worker.clone(), false, Default::default())
+        .await
+        .unwrap();
+
+    let attacker = Proxy::with_config(
+        ns.uri().clone(),
+        Config::default().pyro5_format(Some(Format::Serpent)),
+    );
+    let naming_error = |outcome: Result<PyValue, Error>| match outcome {
+        Err(Error::PythonException(raised)) if raised.class == "Pyro5.errors.NamingError" => {
+            raised.message()
+        }
+        other => panic!("expected a NamingError, got {other:?}"),
+    };
+    let hijack = attacker
+        .call::<_, PyValue>("register", &("MyWorker", "PYRO:evil@127.0.0.1:1"))
+        .await;
+    assert!(naming_error(hijack).contains("secret"));
+    let wipe = attacker.call::<_, PyValue>("remove", &((), "")).await;
+    assert!(naming_error(wipe).contains("secret"));
+    // A pattern that takes seconds over these names is stopped at the budget, while a lookup
+    // beside it is answered.
+    let hostile = attacker.call::<_, PyValue>("list", &((), "(?:a|aa){1,100}b"));
+    let honest = Proxy::with_config(
+        ns.uri().clone(),
+        Config::default().pyro5_format(Some(Format::Json)),
+    );
+    let lookup = honest.call::<_, PyValue>("lookup", &("MyWorker",));
+    let (hostile, found) = within("the hostile query and a lookup", async {
+        tokio::join!(hostile, lookup)
+    })
+    .await;
+    assert!(naming_error(hostile).contains("budget"));
+    let found = found.unwrap();
+    assert_eq!(
+        found
+            .get("state")
+            .and_then(PyValue::items)
+            .map(|state| state[1].clone()),
+        Some(PyValue::str("shop"))
+    );
+    assert_eq!(names.lookup("MyWorker".into()).await.unwrap(), worker);
 }
