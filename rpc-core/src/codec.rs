@@ -127,7 +127,7 @@ impl Format {
         let (value, raised) = match self {
             Format::Bincode => return self.encode_into(value, buf).map(|()| false),
             Format::Serpent | Format::Json => match py_value::to_py_outcome(value)? {
-                (error, true) => (PyException::for_method_error(error), true),
+                (error, true) => (PyException::for_method_error(error, None), true),
                 returned => returned,
             },
         };

@@ -455,3 +455,16 @@ pub fn resident_bytes() -> usize {
         .expect("statm");
     pages * 4096
 }
+
+/// A nameserver on every interface with broadcast discovery on a free UDP port, so that a
+/// broadcast to `127.255.255.255` on that port finds it; the port is
+/// `discovery_addr().port()`.
+pub async fn discoverable_nameserver() -> nameserver::RunningNameServer {
+    let mut options = nameserver::Options::default();
+    options.host = "0.0.0.0".into();
+    options.port = 0;
+    options.broadcast_port = 0;
+    nameserver::start(options)
+        .await
+        .expect("a nameserver on 0.0.0.0 with free ports")
+}

@@ -255,11 +255,7 @@ async fn a_pyrometa_proxy_picks_among_the_objects_with_the_tags() {
 /// A nameserver on every interface with discovery on a free UDP port, and a client
 /// configuration that finds it by broadcast to 127.255.255.255 only.
 async fn discoverable() -> (nameserver::RunningNameServer, Config) {
-    let mut options = Options::default();
-    options.host = "0.0.0.0".into();
-    options.port = 0;
-    options.broadcast_port = 0;
-    let ns = nameserver::start(options).await.unwrap();
+    let ns = rpc_tests::discoverable_nameserver().await;
     let discovery = ns.discovery_addr().expect("discovery runs on 0.0.0.0");
     let mut config = Config::default();
     config.nameserver.broadcast_addresses = Some(vec!["127.255.255.255".parse().unwrap()]);

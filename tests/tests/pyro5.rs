@@ -327,11 +327,7 @@ async fn broadcast_discovery_oneway_sessions_deadlines_and_owners_work_for_pytho
         return;
     };
     // A nameserver on every interface, so it answers broadcasts (on loopback here).
-    let mut options = Options::default();
-    options.host = "0.0.0.0".into();
-    options.port = 0;
-    options.broadcast_port = 0;
-    let ns = nameserver::start(options).await.unwrap();
+    let ns = rpc_tests::discoverable_nameserver().await;
     let discovery = ns.discovery_addr().expect("discovery runs on 0.0.0.0");
     let ns_port = ns.daemon().local_addr().unwrap().port();
     let config = Config::default().max_call_duration(Some(Duration::from_millis(200)));
@@ -493,12 +489,30 @@ async fn exchange(daemon: &Daemon, bytes: &[u8]) -> Vec<u8> {
 
 const SERPENT_CONNECT: &[u8] = b"# serpent utf-8 python3.2\n{'handshake':'hello','object':'shop'}";
 
-#[tokio::test]
-async fn hostile_pyro5_openings_are_refused_and_closed() {
-    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
+/// A daemon serving the stall as `shop`, configured by `config`.
+async fn shop_daemon(config: Config) -> Daemon {
+    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
     daemon
         .register_as("shop", ShopSkeleton::new(Stall::default()))
         .unwrap();
+    daemon
+}
+
+/// A raw connection to `daemon` that has sent a serpent CONNECT for `shop`.
+async fn opened(daemon: &Daemon) -> TcpStream {
+    let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
+        .await
+        .unwrap();
+    stream
+        .write_all(&frame(1, 1, 0, 0, SERPENT_CONNECT))
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn hostile_pyro5_openings_are_refused_and_closed() {
+    let daemon = shop_daemon(Config::default()).await;
     // An invoke before the handshake: a CONNECTFAIL (type 3) that says why.
     let answer = exchange(&daemon, &frame(4, 1, 0, 0, b"x")).await;
     assert_eq!(answer[6], 3, "{answer:?}");
@@ -528,17 +542,8 @@ async fn hostile_pyro5_openings_are_refused_and_closed() {
 
 #[tokio::test]
 async fn hostile_pyro5_calls_get_exceptions_and_the_connection_goes_on() {
-    let daemon = Daemon::bind("127.0.0.1:0").await.unwrap();
-    daemon
-        .register_as("shop", ShopSkeleton::new(Stall::default()))
-        .unwrap();
-    let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
-        .await
-        .unwrap();
-    stream
-        .write_all(&frame(1, 1, 0, 0, SERPENT_CONNECT))
-        .await
-        .unwrap();
+    let daemon = shop_daemon(Config::default()).await;
+    let mut stream = opened(&daemon).await;
     let read_one = async |stream: &mut TcpStream| {
         let mut header = [0u8; 40];
         stream.read_exact(&mut header).await.unwrap();
@@ -581,24 +586,15 @@ async fn hostile_pyro5_calls_get_exceptions_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
-async fn a_daemon_that_requires_a_secret_refuses_pyro5_clients_and_one_that_does_not_serves_them() {
+async fn a_daemon_that_requires_a_secret_refuses_pyro5_clients_and_one_without_pyro5_takes_them_for_ours()
+ {
     let secret = Secret::new("a secret of sixteen bytes or more").unwrap();
-    let strict = Daemon::bind_with("127.0.0.1:0", Config::default().secret(Some(secret)))
-        .await
-        .unwrap();
-    strict
-        .register_as("shop", ShopSkeleton::new(Stall::default()))
-        .unwrap();
+    let strict = shop_daemon(Config::default().secret(Some(secret))).await;
     let answer = exchange(&strict, &frame(1, 1, 0, 0, SERPENT_CONNECT)).await;
     assert_eq!(answer[6], 3);
     assert!(String::from_utf8_lossy(&answer[40..]).contains("shared secret"));
 
-    let without = Daemon::bind_with("127.0.0.1:0", Config::default().serve_pyro5(false))
-        .await
-        .unwrap();
-    without
-        .register_as("shop", ShopSkeleton::new(Stall::default()))
-        .unwrap();
+    let without = shop_daemon(Config::default().serve_pyro5(false)).await;
     // Taken for our own protocol: a bad magic, answered with our own Close frame.
     let answer = exchange(&without, &frame(1, 1, 0, 0, SERPENT_CONNECT)).await;
     assert!(answer.starts_with(b"ROBJ"), "{answer:?}");
@@ -609,18 +605,9 @@ async fn an_idle_pyro5_connection_is_closed_and_a_silent_one_never_opens() {
     let config = Config::default()
         .idle_timeout(Some(Duration::from_millis(200)))
         .handshake_timeout(Duration::from_millis(200));
-    let daemon = Daemon::bind_with("127.0.0.1:0", config).await.unwrap();
-    daemon
-        .register_as("shop", ShopSkeleton::new(Stall::default()))
-        .unwrap();
+    let daemon = shop_daemon(config).await;
     // Opened, then quiet: closed after the idle timeout.
-    let mut stream = TcpStream::connect(daemon.local_addr().unwrap())
-        .await
-        .unwrap();
-    stream
-        .write_all(&frame(1, 1, 0, 0, SERPENT_CONNECT))
-        .await
-        .unwrap();
+    let mut stream = opened(&daemon).await;
     let mut answer = Vec::new();
     within("the idle close", stream.read_to_end(&mut answer))
         .await

@@ -224,7 +224,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 request,
                 format,
                 answer.map(|value| {
-                    let mut buf = headroom();
+                    let mut buf = pyro5::frame_buffer(b"");
                     let _ = format.encode_into(&value, &mut buf);
                     Encoded::from_parts(buf, HEADER_LEN)
                 }),
@@ -318,7 +318,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             peer_ip: self.peer.ip,
             authenticated: false,
             waited_for_slot: false,
-            reply_buffer: headroom(),
+            reply_buffer: pyro5::frame_buffer(b""),
             headroom: HEADER_LEN,
         };
         let incoming = Incoming {
@@ -334,11 +334,4 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         };
         Ok(call::start(context, incoming))
     }
-}
-
-/// A reply buffer with room for a Pyro5 header.
-fn headroom() -> BytesMut {
-    let mut buf = BytesMut::with_capacity(512);
-    buf.resize(HEADER_LEN, 0);
-    buf
 }

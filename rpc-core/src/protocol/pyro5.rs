@@ -277,6 +277,15 @@ pub fn write_header(
     header.put_u16(MAGIC);
 }
 
+/// A buffer for one frame: room for the header, then `body`, with room to grow for a body
+/// encoded after it. [`write_header`] fills the room once the body is whole.
+pub fn frame_buffer(body: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(HEADER_LEN + body.len().max(256));
+    frame.resize(HEADER_LEN, 0);
+    frame.put_slice(body);
+    frame
+}
+
 /// A whole message with the body `data`.
 pub fn encode(
     msg_type: MessageType,
@@ -286,9 +295,7 @@ pub fn encode(
     correlation_id: Option<[u8; 16]>,
     data: &[u8],
 ) -> BytesMut {
-    let mut frame = BytesMut::with_capacity(HEADER_LEN + data.len());
-    frame.resize(HEADER_LEN, 0);
-    frame.put_slice(data);
+    let mut frame = frame_buffer(data);
     write_header(
         &mut frame,
         msg_type,

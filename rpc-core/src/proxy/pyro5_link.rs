@@ -21,9 +21,7 @@ use crate::codec::{Format, PyException, PyValue, to_py_value};
 use crate::config::Config;
 use crate::connection::{FrameReader, ReadError};
 use crate::error::{Disconnect, Error};
-use crate::protocol::pyro5::{
-    self, HEADER_LEN, MessageType, Pyro5Message, flags, serializer_id, write_header,
-};
+use crate::protocol::pyro5::{self, MessageType, Pyro5Message, flags, serializer_id, write_header};
 use crate::uri::Location;
 
 /// An open Pyro5 connection.
@@ -153,16 +151,13 @@ impl Pyro5Link {
     /// Pings the daemon.
     pub(crate) async fn ping(&mut self, timeout: Duration) -> Result<(), Error> {
         self.seq = self.seq.wrapping_add(1);
-        let mut frame = BytesMut::with_capacity(HEADER_LEN + 4);
-        frame.resize(HEADER_LEN, 0);
-        frame.extend_from_slice(b"ping");
-        write_header(
-            &mut frame,
+        let frame = pyro5::encode(
             MessageType::Ping,
             serializer_id(self.format),
             0,
             self.seq,
             None,
+            b"ping",
         );
         self.send_and_read(&frame, timeout).await.map(drop)
     }
@@ -195,8 +190,7 @@ impl Pyro5Link {
     }
 
     fn frame(&self, msg_type: MessageType, flags: u16, value: &PyValue) -> BytesMut {
-        let mut frame = BytesMut::with_capacity(256);
-        frame.resize(HEADER_LEN, 0);
+        let mut frame = pyro5::frame_buffer(b"");
         // A value of our own making always encodes.
         let _ = self.format.encode_into(value, &mut frame);
         write_header(

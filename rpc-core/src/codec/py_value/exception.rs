@@ -111,13 +111,22 @@ impl PyException {
         })
     }
 
-    /// What a Python client is sent for a Rust method's `Err(e)`, given `e` as a Python value:
-    /// `e` itself if it is an exception dict, else a `RuntimeError` that carries it.
-    pub(crate) fn for_method_error(error: PyValue) -> PyValue {
+    /// What a Python client is sent for a Rust method's `Err(e)`, given `e` as a Python value
+    /// and its `Display` if it has one: `e` itself if it is an exception dict, else a
+    /// `RuntimeError` that carries it, with the `Display` (or a rendering of `e`) as message.
+    pub(crate) fn for_method_error(error: PyValue, display: Option<String>) -> PyValue {
         if PyException::from_py_value(&error).is_some() {
             return error;
         }
-        let message = match &error {
+        let message = display.unwrap_or_else(|| Self::describe(&error));
+        PyException::new("builtins.RuntimeError", message)
+            .with_attribute("error", error)
+            .to_py_value()
+    }
+
+    /// A message for an error value without a `Display`.
+    fn describe(error: &PyValue) -> String {
+        match error {
             PyValue::Str(text) => text.clone(),
             PyValue::Dict(entries) if entries.len() == 1 => {
                 let (variant, content) = &entries[0];
@@ -127,10 +136,7 @@ impl PyException {
                 }
             }
             other => other.to_serpent_text(),
-        };
-        PyException::new("builtins.RuntimeError", message)
-            .with_attribute("error", error)
-            .to_py_value()
+        }
     }
 }
 
@@ -183,13 +189,13 @@ mod tests {
     #[test]
     fn a_methods_own_error_becomes_a_runtime_error_that_carries_it() {
         let error = PyValue::dict([("UnknownCurrency", PyValue::str("XYZ"))]);
-        let sent =
-            PyException::from_py_value(&PyException::for_method_error(error.clone())).unwrap();
+        let sent = PyException::from_py_value(&PyException::for_method_error(error.clone(), None))
+            .unwrap();
         assert_eq!(sent.class, "builtins.RuntimeError");
         assert_eq!(sent.message(), "UnknownCurrency: 'XYZ'");
         assert_eq!(sent.attributes, vec![("error".to_owned(), error)]);
         // An exception of the method's own choosing goes as it is.
         let own = PyException::new("Pyro5.errors.NamingError", "unknown name: x").to_py_value();
-        assert_eq!(PyException::for_method_error(own.clone()), own);
+        assert_eq!(PyException::for_method_error(own.clone(), None), own);
     }
 }

@@ -53,8 +53,15 @@ impl ToPyValue<'_> {
     const NESTED: ToPyValue<'static> = ToPyValue { outcome: None };
 }
 
-fn int(value: impl Into<i128>) -> Result<PyValue, PyValueError> {
-    Ok(PyValue::Int(value.into()))
+/// The integer serializers, every one an `int` that fits an `i128`.
+macro_rules! ints {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(
+            fn $method(self, value: $ty) -> Result<PyValue, PyValueError> {
+                Ok(PyValue::Int(value.into()))
+            }
+        )*
+    };
 }
 
 impl ser::Serializer for ToPyValue<'_> {
@@ -71,33 +78,9 @@ impl ser::Serializer for ToPyValue<'_> {
     fn serialize_bool(self, value: bool) -> Result<PyValue, PyValueError> {
         Ok(PyValue::Bool(value))
     }
-    fn serialize_i8(self, value: i8) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_i16(self, value: i16) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_i32(self, value: i32) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_i64(self, value: i64) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_i128(self, value: i128) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_u8(self, value: u8) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_u16(self, value: u16) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_u32(self, value: u32) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
-    fn serialize_u64(self, value: u64) -> Result<PyValue, PyValueError> {
-        int(value)
-    }
+    ints! { serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+    serialize_i128(i128), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32),
+    serialize_u64(u64) }
     fn serialize_u128(self, value: u128) -> Result<PyValue, PyValueError> {
         Ok(i128::try_from(value).map_or(PyValue::BigUint(value), PyValue::Int))
     }
@@ -146,14 +129,11 @@ impl ser::Serializer for ToPyValue<'_> {
             PyValue::Tuple(mut pair) if name == RAISED_MARKER && pair.len() == 2 => {
                 let error = pair.pop().unwrap_or(PyValue::None);
                 let message = pair.pop().unwrap_or(PyValue::None);
-                Ok(match message {
-                    // An exception of the method's own choosing is raised as it is.
-                    _ if PyException::from_py_value(&error).is_some() => error,
-                    PyValue::Str(message) => PyException::new("builtins.RuntimeError", message)
-                        .with_attribute("error", error)
-                        .to_py_value(),
-                    _ => error,
-                })
+                let display = match message {
+                    PyValue::Str(message) => Some(message),
+                    _ => None,
+                };
+                Ok(PyException::for_method_error(error, display))
             }
             other => Ok(other),
         }

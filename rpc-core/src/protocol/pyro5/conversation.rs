@@ -9,10 +9,10 @@
 //! - a call that cannot run (compressed, a batch, an undecodable body, a private name) gets
 //!   an exception, and the connection goes on.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::body::{self, Invocation};
-use super::{HEADER_LEN, MessageType, Pyro5Message, flags, format_of, write_header};
+use super::{HEADER_LEN, MessageType, Pyro5Message, flags, format_of, frame_buffer, write_header};
 use crate::codec::{Format, PyException};
 use crate::dispatch::{Encoded, MethodInfo};
 
@@ -137,7 +137,7 @@ impl Pyro5Conversation {
     fn receive_open(&mut self, request: Request, message: &Pyro5Message) -> Pyro5Event {
         match message.message_type() {
             Some(MessageType::Ping) => {
-                Pyro5Event::Send(request.answer(MessageType::Ping, 0, with_body(b"pong")))
+                Pyro5Event::Send(request.answer(MessageType::Ping, 0, frame_buffer(b"pong")))
             }
             Some(MessageType::Invoke) => {
                 let Some(format) = format_of(message.serializer_id) else {
@@ -206,14 +206,14 @@ impl Pyro5Conversation {
     pub fn accept(&mut self, request: Request, methods: &[MethodInfo]) -> BytesMut {
         self.opened = true;
         let format = format_of(request.serializer_id).unwrap_or(Format::Serpent);
-        let mut frame = with_body(b"");
+        let mut frame = frame_buffer(b"");
         body::connect_ok(format, methods, &mut frame);
         request.answer(MessageType::ConnectOk, 0, frame)
     }
 
     /// Refuses the handshake, saying why; the connection then closes.
     pub fn refuse(&self, request: Request, reason: &str) -> BytesMut {
-        let mut frame = with_body(b"");
+        let mut frame = frame_buffer(b"");
         body::connect_fail(reason, &mut frame);
         // The reason is JSON, and the client reads it by the serializer id it carries.
         let request = Request {
@@ -234,18 +234,10 @@ impl Pyro5Conversation {
 
     /// The answer to a call that failed with `exception`.
     pub fn raise(&self, request: Request, format: Format, exception: &PyException) -> BytesMut {
-        let mut frame = with_body(b"");
+        let mut frame = frame_buffer(b"");
         let _ = format.encode_into(&exception.to_py_value(), &mut frame);
         request.answer(MessageType::Result, flags::EXCEPTION, frame)
     }
-}
-
-/// A frame buffer: room for the header, then `body`.
-fn with_body(body: &[u8]) -> BytesMut {
-    let mut frame = BytesMut::with_capacity(HEADER_LEN + body.len().max(128));
-    frame.resize(HEADER_LEN, 0);
-    frame.put_slice(body);
-    frame
 }
 
 #[cfg(test)]
