@@ -40,7 +40,7 @@ impl DiscoveryResponder {
         rewrite_host: bool,
         secret: Option<Secret>,
     ) -> io::Result<DiscoveryResponder> {
-        let socket = UdpSocket::bind(address).await?;
+        let socket = shared_udp_socket(address)?;
         let local_addr = socket.local_addr()?;
         let task = tokio::spawn(answer(socket, nameserver, rewrite_host, secret));
         Ok(DiscoveryResponder { local_addr, task })
@@ -50,6 +50,23 @@ impl DiscoveryResponder {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
+}
+
+/// A UDP socket bound to `address` with `SO_REUSEADDR`, so that several nameservers on one
+/// machine (on one registry in etcd, say) can each answer discovery on the same port: Linux
+/// hands every socket bound so a copy of each broadcast datagram, and a client takes the first
+/// answer. A process that could bind the port could answer broadcasts anyway, from any host
+/// of the network; clients with the secret check the answer's tag.
+fn shared_udp_socket(address: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 impl Drop for DiscoveryResponder {

@@ -10,6 +10,8 @@
 //! - [`Registry`]: the data and its rules, no I/O; [`Limits`]: what it accepts.
 //! - [`Store`]: where the registry is kept across restarts; [`RedbStore`] keeps it in a
 //!   file.
+//! - [`etcd`] (feature `etcd`): the registry in an etcd cluster, shared by several
+//!   nameservers.
 //! - [`NameServerImpl`]: the `NameServer` service over a registry.
 //! - [`DiscoveryResponder`]: the UDP responder.
 //!
@@ -38,6 +40,8 @@
 mod deadline;
 mod discovery;
 mod entry;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod filter;
 mod limits;
 mod pyro5_face;
@@ -95,6 +99,10 @@ pub struct Options {
     /// Where the registry is kept across restarts (a [`RedbStore`], say); every change is
     /// stored before it is acknowledged. Default none: the registry lives in memory only.
     pub store: Option<Arc<dyn Store>>,
+    /// The etcd cluster the registry lives in, shared with every nameserver on it (see
+    /// [`etcd`]); instead of `store`, not with it. Default none.
+    #[cfg(feature = "etcd")]
+    pub etcd: Option<etcd::EtcdOptions>,
     /// With a secret in `config`: whether lookups too need it. By default they do not: anyone
     /// may look names up, only clients that prove the secret may register, remove or change
     /// metadata, and discovery answers carry a tag that clients with the secret check.
@@ -113,6 +121,8 @@ impl Default for Options {
             limits: Limits::default(),
             admin_token: None,
             store: None,
+            #[cfg(feature = "etcd")]
+            etcd: None,
             lookups_need_auth: false,
         }
     }
@@ -139,6 +149,9 @@ pub enum StartError {
     /// Its store could not be read.
     #[error("could not restore the registry from its store")]
     Store(#[from] StoreError),
+    /// [`Options`] gave both a store and an etcd cluster; a registry lives in one place.
+    #[error("a nameserver keeps its registry in a store or in etcd, not both")]
+    TwoStores,
 }
 
 /// A running nameserver. Dropping it stops it at once; [`shutdown`](Self::shutdown) stops it
@@ -171,9 +184,22 @@ pub async fn start(options: Options) -> Result<RunningNameServer, StartError> {
     let uri = daemon.uri_for(NAMESERVER_OBJECT_ID);
     let mut registry = Registry::with_limits(uri.clone(), options.limits);
     registry.set_admin_token(options.admin_token);
-    let server = match options.store {
-        Some(store) => NameServerImpl::with_store(registry, options.query_budget, store).await?,
-        None => NameServerImpl::with_registry(registry, options.query_budget),
+    #[cfg(feature = "etcd")]
+    let in_etcd = match &options.etcd {
+        Some(_) if options.store.is_some() => return Err(StartError::TwoStores),
+        Some(etcd) => {
+            Some(NameServerImpl::with_etcd(registry.clone(), options.query_budget, etcd).await?)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "etcd"))]
+    let in_etcd = None;
+    let server = match (in_etcd, options.store) {
+        (Some(server), _) => server,
+        (None, Some(store)) => {
+            NameServerImpl::with_store(registry, options.query_budget, store).await?
+        }
+        (None, None) => NameServerImpl::with_registry(registry, options.query_budget),
     };
     let server = if secret.is_some() {
         server.changes_need_auth()

@@ -461,6 +461,24 @@ impl Registry {
         expired
     }
 
+    /// Sets `name` to hold `entry` (nothing, if it has no instance) as a shared store says
+    /// it does, without checking rules or noting a change: for a registry that mirrors one
+    /// kept elsewhere. The nameserver's own entry is left alone.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn mirror(&mut self, name: String, entry: Entry) {
+        if name == NAMESERVER_OBJECT_ID {
+            return;
+        }
+        self.put(name.clone(), entry);
+        self.changed.remove(&name);
+    }
+
+    /// Forgets which names changed: a mirror's changes are made elsewhere.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn forget_changes(&mut self) {
+        self.changed = OrdSet::new();
+    }
+
     /// The names changed since the last call, each with what it holds now (`None` for a name
     /// that is gone): what a store must write to catch up.
     pub fn take_changes(&mut self) -> Vec<(String, Option<Entry>)> {

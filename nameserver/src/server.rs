@@ -33,10 +33,11 @@ const QUERIES_AT_ONCE: usize = 2;
 /// [`NamingError::QueryTooSlow`]: a costly regular expression cannot stall anyone else.
 #[derive(Debug)]
 pub struct NameServerImpl {
-    registry: Mutex<Registry>,
+    /// Shared with the follower of the registry in etcd, if it is kept there.
+    registry: Arc<Mutex<Registry>>,
     /// Held while a change is made and stored, so changes reach the store in order.
     changing: tokio::sync::Mutex<()>,
-    store: Option<Arc<dyn Store>>,
+    keeping: Keeping,
     /// Counts lookups, to hand out the instances of a name in turn.
     turn: AtomicUsize,
     queries: Semaphore,
@@ -48,6 +49,18 @@ pub struct NameServerImpl {
     changes_need_auth: bool,
 }
 
+/// Where the registry is kept besides this process's memory.
+#[derive(Debug)]
+enum Keeping {
+    /// Nowhere: it lives as long as the process.
+    Memory,
+    /// In a store, written before each change is acknowledged.
+    Store(Arc<dyn Store>),
+    /// In etcd, shared with other nameservers; the registry here is its mirror.
+    #[cfg(feature = "etcd")]
+    Etcd(Box<crate::etcd::EtcdRegistry>),
+}
+
 impl NameServerImpl {
     /// A nameserver whose own entry points at `own_uri`, with [`DEFAULT_QUERY_BUDGET`].
     pub fn new(own_uri: Uri) -> NameServerImpl {
@@ -57,9 +70,9 @@ impl NameServerImpl {
     /// A nameserver serving `registry` from memory, whose queries each get `budget`.
     pub fn with_registry(registry: Registry, budget: Duration) -> NameServerImpl {
         NameServerImpl {
-            registry: Mutex::new(registry),
+            registry: Arc::new(Mutex::new(registry)),
             changing: tokio::sync::Mutex::new(()),
-            store: None,
+            keeping: Keeping::Memory,
             turn: AtomicUsize::new(0),
             queries: Semaphore::new(QUERIES_AT_ONCE),
             query_budget: budget,
@@ -117,8 +130,36 @@ impl NameServerImpl {
         save(&store, &mut registry).await?;
         tracing::info!(target: "nameserver", restored, instances = registry.instances(), "registry restored from its store");
         let mut server = NameServerImpl::with_registry(registry, budget);
-        server.store = Some(store);
+        server.keeping = Keeping::Store(store);
         Ok(server)
+    }
+
+    /// A nameserver serving the registry kept in the etcd cluster `etcd`, shared with every
+    /// nameserver on the same cluster and prefix; `registry` gives its own entry, limits and
+    /// admin token. See [`crate::etcd`] for what clients observe.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the cluster cannot be reached or read.
+    #[cfg(feature = "etcd")]
+    pub async fn with_etcd(
+        registry: Registry,
+        budget: Duration,
+        etcd: &crate::etcd::EtcdOptions,
+    ) -> Result<NameServerImpl, StoreError> {
+        let mut server = NameServerImpl::with_registry(registry, budget);
+        let linked = crate::etcd::EtcdRegistry::connect(etcd, server.registry.clone()).await?;
+        tracing::info!(target: "nameserver", endpoints = ?etcd.endpoints, prefix = %etcd.prefix, names = server.registry().count(), "registry read from etcd");
+        server.keeping = Keeping::Etcd(Box::new(linked));
+        Ok(server)
+    }
+
+    /// Before a read: with the registry in etcd, lets the mirror catch up.
+    async fn catch_up(&self) {
+        #[cfg(feature = "etcd")]
+        if let Keeping::Etcd(etcd) = &self.keeping {
+            etcd.before_read().await;
+        }
     }
 
     /// A flag that, once set, makes the queries still scanning give up with
@@ -135,6 +176,7 @@ impl NameServerImpl {
     ) -> Result<T, NamingError> {
         // The semaphore is never closed.
         let _turn = self.queries.acquire().await;
+        self.catch_up().await;
         let snapshot = self.registry().clone();
         let deadline = Deadline::after(self.query_budget).or_when(&self.stopping);
         let budget = self.query_budget;
@@ -144,20 +186,26 @@ impl NameServerImpl {
     }
 
     /// Makes `change` on a copy of the registry, stores what it changed, and only then puts
-    /// the copy in the registry's place: a change that could not be stored is not made.
+    /// the copy in the registry's place: a change that could not be stored is not made. With
+    /// the registry in etcd, `change` may run again, on a newer registry, if other
+    /// nameservers' changes got in first.
     async fn change<T>(
         &self,
-        change: impl FnOnce(&mut Registry, Instant) -> Result<T, NamingError>,
+        change: impl Fn(&mut Registry, Instant) -> Result<T, NamingError>,
     ) -> Result<T, NamingError> {
         self.may_change()?;
+        #[cfg(feature = "etcd")]
+        if let Keeping::Etcd(etcd) = &self.keeping {
+            return etcd.change(&self.registry, change).await;
+        }
         let changing = self.changing.lock().await;
         let mut next = self.registry().clone();
         let outcome = change(&mut next, Instant::now())?;
-        match &self.store {
-            Some(store) => save(store, &mut next)
+        match &self.keeping {
+            Keeping::Store(store) => save(store, &mut next)
                 .await
                 .map_err(|error| NamingError::StoreFailed(error_chain(&error)))?,
-            None => drop(next.take_changes()),
+            _ => drop(next.take_changes()),
         }
         let instances = next.instances();
         let replaced = std::mem::replace(
@@ -238,8 +286,10 @@ impl NameServer for NameServerImpl {
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
         tracing::info!(target: "nameserver", %name, %uri, "register");
-        self.change(|registry, _| registry.register(name, uri, safe, metadata, caller()))
-            .await
+        self.change(|registry, _| {
+            registry.register(name.clone(), uri.clone(), safe, metadata.clone(), caller())
+        })
+        .await
     }
 
     async fn register_lease(
@@ -252,6 +302,7 @@ impl NameServer for NameServerImpl {
     ) -> Result<(), NamingError> {
         tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register with a lease");
         self.change(|registry, now| {
+            let (name, uri, metadata) = (name.clone(), uri.clone(), metadata.clone());
             registry.register_lease(name, uri, metadata, ttl, now, &owner, caller())
         })
         .await
@@ -267,6 +318,7 @@ impl NameServer for NameServerImpl {
     ) -> Result<(), NamingError> {
         tracing::debug!(target: "nameserver", %name, %uri, ?ttl, "register an instance");
         self.change(|registry, now| {
+            let (name, uri, metadata) = (name.clone(), uri.clone(), metadata.clone());
             registry.add_instance(name, uri, metadata, ttl, now, owner.as_deref(), caller())
         })
         .await
@@ -286,14 +338,17 @@ impl NameServer for NameServerImpl {
     }
 
     async fn lookup(&self, name: String) -> Result<Uri, NamingError> {
+        self.catch_up().await;
         Ok(self.registry().lookup(&name, self.next_turn())?.uri)
     }
 
     async fn lookup_with_metadata(&self, name: String) -> Result<Registration, NamingError> {
+        self.catch_up().await;
         self.registry().lookup(&name, self.next_turn())
     }
 
     async fn lookup_all(&self, name: String) -> Result<Vec<Registration>, NamingError> {
+        self.catch_up().await;
         self.registry().lookup_all(&name, self.next_turn())
     }
 
@@ -339,7 +394,7 @@ impl NameServer for NameServerImpl {
         name: String,
         metadata: BTreeSet<String>,
     ) -> Result<(), NamingError> {
-        self.change(|registry, _| registry.set_metadata(&name, metadata))
+        self.change(|registry, _| registry.set_metadata(&name, metadata.clone()))
             .await
     }
 
@@ -352,6 +407,7 @@ impl NameServer for NameServerImpl {
     }
 
     async fn count(&self) -> u64 {
+        self.catch_up().await;
         self.registry().count()
     }
 

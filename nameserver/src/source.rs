@@ -3,10 +3,12 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use serde::{Deserialize, Serialize};
+
 /// A client address as the per-address cap counts it: an IPv4 address (IPv4-mapped IPv6
 /// addresses included), or the /64 prefix of an IPv6 address, since one host commonly holds a
 /// whole /64 and could otherwise pick a fresh address per registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Source(IpAddr);
 
 impl Source {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Instance};
+use crate::source::Source;
 
 /// A place that keeps the registry's records durably.
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -111,11 +112,7 @@ impl StoredEntry {
             instances: entry
                 .instances
                 .iter()
-                .map(|instance| StoredInstance {
-                    uri: instance.uri.to_string(),
-                    metadata: instance.metadata.clone(),
-                    expires_unix_ms: instance.expires.map(|at| clocks.to_unix_ms(at)),
-                })
+                .map(|instance| StoredInstance::of(instance, clocks))
                 .collect(),
             owner: entry.owner.clone(),
         }
@@ -125,24 +122,43 @@ impl StoredEntry {
         let instances = self
             .instances
             .into_iter()
-            .map(|stored| {
-                let uri = stored.uri.parse().map_err(|error| StoreError::Corrupt {
-                    name: name.to_owned(),
-                    detail: format!("{error}"),
-                })?;
-                Ok(Instance {
-                    uri,
-                    metadata: stored.metadata,
-                    expires: stored.expires_unix_ms.map(|ms| clocks.to_instant(ms)),
-                    // Who registered it is not kept: after a restart no client is charged
-                    // for what it registered before.
-                    source: None,
-                })
-            })
+            // Who registered it is not kept: after a restart no client is charged for what
+            // it registered before.
+            .map(|stored| stored.into_instance(name, None, clocks))
             .collect::<Result<_, StoreError>>()?;
         Ok(Entry {
             instances,
             owner: self.owner,
+        })
+    }
+}
+
+impl StoredInstance {
+    /// `instance` as kept, its expiry on the wall clock.
+    pub(crate) fn of(instance: &Instance, clocks: Clocks) -> StoredInstance {
+        StoredInstance {
+            uri: instance.uri.to_string(),
+            metadata: instance.metadata.clone(),
+            expires_unix_ms: instance.expires.map(|at| clocks.to_unix_ms(at)),
+        }
+    }
+
+    /// The instance kept under `name`, registered from `source`.
+    pub(crate) fn into_instance(
+        self,
+        name: &str,
+        source: Option<Source>,
+        clocks: Clocks,
+    ) -> Result<Instance, StoreError> {
+        let uri = self.uri.parse().map_err(|error| StoreError::Corrupt {
+            name: name.to_owned(),
+            detail: format!("{error}"),
+        })?;
+        Ok(Instance {
+            uri,
+            metadata: self.metadata,
+            expires: self.expires_unix_ms.map(|ms| clocks.to_instant(ms)),
+            source,
         })
     }
 }

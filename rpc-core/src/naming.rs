@@ -172,6 +172,11 @@ pub enum NamingError {
     /// remove or change metadata (set [`Config::secret`](crate::Config::secret)).
     #[error("only clients with the nameserver's secret may change names")]
     NotAuthenticated,
+    /// The registry's store is a cluster (etcd) that has lost its quorum, or none of its
+    /// members can be reached: no change can be committed, so none was made. Lookups may
+    /// still be answered (see the nameserver's documentation).
+    #[error("the registry's store has lost its quorum, so the change was not made: {0}")]
+    StoreLostQuorum(String),
 }
 
 /// The nameserver service (Pyro's API): names to URIs, with metadata.

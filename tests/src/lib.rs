@@ -1,7 +1,9 @@
 //! Services and helpers shared by the loopback tests in `tests/`.
 
+pub mod etcd;
 pub mod netns;
 pub mod python;
+pub mod role;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -467,4 +469,63 @@ pub async fn discoverable_nameserver() -> nameserver::RunningNameServer {
     nameserver::start(options)
         .await
         .expect("a nameserver on 0.0.0.0 with free ports")
+}
+
+/// Polls `lookup(name)` until it fails as unknown; how long that took.
+///
+/// # Panics
+///
+/// If a lookup fails otherwise, or the name stays past [`PATIENCE`].
+pub async fn until_unknown(names: &rpc_core::NameServerProxy, name: &str) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    within("the registration to go", async {
+        loop {
+            match names.lookup(name.into()).await {
+                Err(rpc_core::CallError::Method(rpc_core::NamingError::UnknownName(_))) => break,
+                Ok(_) => tokio::task::yield_now().await,
+                Err(other) => panic!("lookup failed: {other:?}"),
+            }
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+/// What `available` holds, or `None` after saying SKIPPED; under `CI=true` a missing tool
+/// fails the test instead, since CI installs every one (`.ci/tools`).
+///
+/// # Panics
+///
+/// When `CI=true` and `available` is an error.
+pub fn or_skip<T>(test: &str, what: &str, available: Result<T, String>) -> Option<T> {
+    match available {
+        Ok(found) => Some(found),
+        Err(reason) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test} must run in CI, but {what} is unavailable: {reason}"
+            );
+            eprintln!("SKIPPED {test}: {reason}");
+            None
+        }
+    }
+}
+
+/// A maker of `PYRONAME:{name}` proxies of [`Calc`] that share one resolver, so each new
+/// proxy resolves through the nameserver `config` located last (and the next one when that one
+/// dies).
+///
+/// # Panics
+///
+/// If `name` makes no URI.
+pub fn calc_by_name(name: &str, config: rpc_core::Config) -> impl Fn() -> CalcProxy {
+    let resolver = std::sync::Arc::new(rpc_core::NameResolver::new());
+    let uri: rpc_core::Uri = format!("PYRONAME:{name}").parse().unwrap();
+    move || {
+        CalcProxy::from_proxy(rpc_core::Proxy::with_resolver(
+            uri.clone(),
+            config.clone(),
+            resolver.clone(),
+        ))
+    }
 }

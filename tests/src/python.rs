@@ -32,15 +32,5 @@ pub fn pyro5_python() -> Result<PathBuf, String> {
 ///
 /// When `CI=true` and there is no Pyro5.
 pub fn python_or_skip(test: &str) -> Option<PathBuf> {
-    match pyro5_python() {
-        Ok(python) => Some(python),
-        Err(reason) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test} must run in CI, but Python Pyro5 is unavailable: {reason}"
-            );
-            eprintln!("SKIPPED {test}: {reason}");
-            None
-        }
-    }
+    crate::or_skip(test, "Python Pyro5", pyro5_python())
 }

@@ -5,11 +5,12 @@
 //!
 //! The daemon is this test binary, run again with `RPC_CRASH_ROLE=daemon`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Child;
 use std::time::Instant;
 
 use rpc_core::{Location, Uri};
+use rpc_tests::role::{expect_said, spawn_role_with};
 use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, within};
 
 const ROLE: &str = "RPC_CRASH_ROLE";
@@ -32,7 +33,7 @@ async fn killing_the_daemon_fails_every_call_in_flight_and_a_restart_serves_agai
             tokio::spawn(async move { calc.gated(i).await })
         })
         .collect();
-    expect_line(&mut daemon, "STARTED");
+    expect_said(&mut daemon, "STARTED");
 
     daemon.kill().unwrap();
     let killed = Instant::now();
@@ -104,54 +105,9 @@ fn spawn_daemon(port: u16) -> (Child, u16) {
 
 /// As [`spawn_daemon`], with the daemon run by the command `wrapper` (such as `prlimit`).
 fn spawn_daemon_with(port: u16, wrapper: &[&str]) -> (Child, u16) {
-    let exe = std::env::current_exe().unwrap();
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg(exe);
-            command
-        }
-        None => Command::new(exe),
-    };
-    let mut child = command
-        .args([
-            "daemon_role",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, port.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let line = expect_line(&mut child, "PORT");
-    let port = line.trim_start_matches("PORT ").parse().unwrap();
+    let mut child = spawn_role_with(wrapper, "daemon_role", ROLE, &port.to_string());
+    let port = expect_said(&mut child, "PORT").parse().unwrap();
     (child, port)
-}
-
-/// Reads the child's output up to the line that says `word`; the test harness may have
-/// printed its own text before it on the same line.
-fn expect_line(child: &mut Child, word: &str) -> String {
-    let stdout = child.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the daemon process ended before saying {word}"
-        );
-        if let Some((_, said)) = line.split_once("ROLE: ") {
-            let said = said.trim().to_owned();
-            assert!(
-                said.starts_with(word),
-                "expected {word}, the daemon said {said}"
-            );
-            return said;
-        }
-    }
 }
 
 #[test]

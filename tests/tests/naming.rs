@@ -1,14 +1,13 @@
 //! The nameserver over the wire: every method, proxies by name and by metadata, discovery.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use nameserver::Options;
 use rpc_core::{
-    CallError, Config, Daemon, Error, HostPort, MetadataQuery, NameFilter, NameResolver,
-    NameServerAttempt, NameServerConfig, NameServerProxy, NamingError, Proxy, locate_ns,
+    CallError, Config, Daemon, Error, HostPort, MetadataQuery, NameFilter, NameServerAttempt,
+    NameServerConfig, NameServerProxy, NamingError, Proxy, locate_ns,
 };
-use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, within};
+use rpc_tests::{CalcImpl, CalcProxy, CalcSkeleton, serve_calc, until_unknown, within};
 use tokio::net::UdpSocket;
 
 fn tags(list: &[&str]) -> BTreeSet<String> {
@@ -549,22 +548,6 @@ async fn a_hostile_pattern_fails_within_its_budget_and_lookups_go_on() {
     );
 }
 
-/// Polls `lookup(name)` until it fails as unknown; how long that took.
-async fn until_unknown(names: &NameServerProxy, name: &str) -> std::time::Duration {
-    let started = std::time::Instant::now();
-    within("the registration to expire", async {
-        loop {
-            match names.lookup(name.into()).await {
-                Err(CallError::Method(NamingError::UnknownName(_))) => break,
-                Ok(_) => tokio::task::yield_now().await,
-                Err(other) => panic!("lookup failed: {other:?}"),
-            }
-        }
-    })
-    .await;
-    started.elapsed()
-}
-
 #[tokio::test]
 async fn a_leased_registration_lives_while_renewed_and_expires_when_its_worker_stops() {
     let (ns, config) = nameserver().await;
@@ -806,14 +789,7 @@ async fn a_client_with_fallbacks_moves_on_when_its_nameserver_dies() {
         host: "127.0.0.1".into(),
         port: Some(second_port),
     }]);
-    let resolver = Arc::new(NameResolver::new());
-    let by_name = || {
-        CalcProxy::from_proxy(Proxy::with_resolver(
-            "PYRONAME:calc".parse().unwrap(),
-            config.clone(),
-            resolver.clone(),
-        ))
-    };
+    let by_name = rpc_tests::calc_by_name("calc", config.clone());
     assert_eq!(by_name().add(1, 2).await.unwrap(), 3);
     first.shutdown().await;
     assert_eq!(

@@ -47,9 +47,28 @@ enum Command {
         admin_token_file: Option<PathBuf>,
         /// Keep the registry in this file (a redb database, created if missing), so that it
         /// survives a restart or a crash; every change is on disk before it is acknowledged.
-        /// Without it the registry lives in memory only.
-        #[arg(long, value_name = "PATH")]
+        /// `etcd` keeps it in the etcd cluster of --etcd-endpoints instead, shared with every
+        /// nameserver on it (write `./etcd` for a file of that name). Without it the registry
+        /// lives in memory only.
+        #[arg(long, value_name = "PATH|etcd")]
         store: Option<PathBuf>,
+        /// With `--store etcd`: the client URLs of the cluster's members, comma-separated.
+        #[arg(
+            long,
+            value_name = "URL,...",
+            value_delimiter = ',',
+            env = "RPC_ETCD_ENDPOINTS"
+        )]
+        etcd_endpoints: Vec<String>,
+        /// With `--store etcd`: the prefix of the registry's keys; nameservers with the same
+        /// prefix share one registry.
+        #[arg(long, value_name = "PREFIX", default_value = "rpc-nameserver/")]
+        etcd_prefix: String,
+        /// With `--store etcd`: how long a request to etcd may take, failing over from member
+        /// to member, before a change is refused as the cluster having lost its quorum
+        /// (default 5).
+        #[arg(long, value_name = "SECONDS")]
+        etcd_timeout: Option<f64>,
         /// How long one query (`list`, `list --regex`, `yplookup`, `remove` by pattern) may
         /// scan the registry before it fails as too slow.
         #[arg(long, value_name = "SECONDS", default_value_t = nameserver::DEFAULT_QUERY_BUDGET.as_secs_f64())]
@@ -253,6 +272,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             advertise,
             admin_token_file,
             store,
+            etcd_endpoints,
+            etcd_prefix,
+            etcd_timeout,
             query_budget,
             secret_file,
             lookups_need_auth,
@@ -269,7 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             options.lookups_need_auth = lookups_need_auth;
             options.query_budget = std::time::Duration::try_from_secs_f64(query_budget)
                 .map_err(|_| anyhow::anyhow!("--query-budget takes a number of seconds"))?;
-            if let Some(path) = store {
+            if store.as_deref() == Some(std::path::Path::new("etcd")) {
+                options = in_etcd(options, etcd_endpoints, etcd_prefix, etcd_timeout)?;
+            } else if let Some(path) = store {
                 let opened = nameserver::RedbStore::open(&path).map_err(|error| {
                     anyhow::Error::new(error).context(format!("cannot open {}", path.display()))
                 })?;
@@ -434,4 +458,34 @@ async fn stop_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
     }
+}
+
+/// `options` with the registry in the etcd cluster at `endpoints`.
+#[cfg(feature = "etcd")]
+fn in_etcd(
+    mut options: Options,
+    endpoints: Vec<String>,
+    prefix: String,
+    timeout: Option<f64>,
+) -> anyhow::Result<Options> {
+    if endpoints.is_empty() {
+        anyhow::bail!("--store etcd needs --etcd-endpoints (or RPC_ETCD_ENDPOINTS)");
+    }
+    let mut etcd = nameserver::etcd::EtcdOptions::new(endpoints);
+    etcd.prefix = prefix;
+    if let Some(timeout) = timeout {
+        etcd.request_timeout = std::time::Duration::try_from_secs_f64(timeout)
+            .map_err(|_| anyhow::anyhow!("--etcd-timeout takes a number of seconds"))?;
+    }
+    options.etcd = Some(etcd);
+    Ok(options)
+}
+
+/// Without the `etcd` feature there is no etcd backend to start.
+#[cfg(not(feature = "etcd"))]
+fn in_etcd(_: Options, _: Vec<String>, _: String, _: Option<f64>) -> anyhow::Result<Options> {
+    anyhow::bail!(
+        "this nameserver was built without etcd support; build it with \
+         `cargo build -p nameserver --features etcd` (which needs protoc)"
+    )
 }
