@@ -32,6 +32,7 @@ mod follow;
 mod layout;
 mod members;
 mod plan;
+mod reads;
 mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,7 @@ use self::follow::Follower;
 use self::layout::Layout;
 use self::members::Members;
 use self::plan::{LeaseFor, Plan, Write};
+use self::reads::Reads;
 use self::view::View;
 use crate::registry::Registry;
 use crate::store::{Clocks, StoreError};
@@ -162,6 +164,7 @@ enum Refused {
 /// A nameserver's link to the registry in etcd: its mirror, and the writes it makes.
 pub(crate) struct EtcdRegistry {
     members: Members,
+    reads: Arc<Reads>,
     layout: Layout,
     endpoints: Vec<String>,
     /// Locked after the registry, never before.
@@ -224,6 +227,7 @@ impl EtcdRegistry {
             .await
             .map_err(|failure| StoreError::Backend(Box::new(failure)))?;
         Ok(EtcdRegistry {
+            reads: Reads::new(members.clone(), layout.version_key()),
             members,
             layout,
             endpoints: options.endpoints.clone(),
@@ -236,25 +240,15 @@ impl EtcdRegistry {
         })
     }
 
-    /// Waits until the mirror shows every change etcd committed before now; with `patient`,
-    /// through a leader's election, else within one round over the members.
+    /// Waits until the mirror shows every change etcd committed before now, waiting out a
+    /// leader's election if one is under way.
     ///
     /// Every change writes the version key, so the mirror is current once it has seen the
     /// version key's latest write: a linearizable read of that key says which it is. (The
     /// watch's progress reports would also say, but etcd 3.4 can send one before the events
     /// it vouches for.)
-    async fn catch_up(&self, patient: bool) -> Result<(), Failure> {
-        let key = self.layout.version_key();
-        let current = |mut client: etcd_client::Client| {
-            let key = key.clone();
-            async move { client.get(key, None).await }
-        };
-        let current = if patient {
-            self.members.request(current).await?
-        } else {
-            self.members.request_once(current).await?
-        };
-        let version = current.kvs().first().map_or(0, |kv| kv.mod_revision());
+    async fn catch_up(&self) -> Result<(), Failure> {
+        let version = reads::read_version(&self.members, &self.layout.version_key(), true).await?;
         self.wait_applied(version).await
     }
 
@@ -275,10 +269,14 @@ impl EtcdRegistry {
         }
     }
 
-    /// Before a read: catches the mirror up, asking each member once at most. A read that
-    /// cannot catch up is answered from the mirror as it is.
+    /// Before a read: catches the mirror up, asking each member once at most, in a read shared
+    /// with the lookups that wait at the same time (see [`Reads`]). A read that cannot catch
+    /// up is answered from the mirror as it is.
     pub(crate) async fn before_read(&self) {
-        let caught_up = self.catch_up(false).await;
+        let caught_up = match self.reads.version().await {
+            Ok(version) => self.wait_applied(version).await.map_err(Arc::new),
+            Err(failure) => Err(failure),
+        };
         let was_stale = self.stale.swap(caught_up.is_err(), Ordering::Relaxed);
         match caught_up {
             Ok(()) if was_stale => {
@@ -300,7 +298,7 @@ impl EtcdRegistry {
         change: impl Fn(&mut Registry, Instant) -> Result<T, NamingError>,
     ) -> Result<T, NamingError> {
         let _turn = self.changing.lock().await;
-        self.catch_up(true).await.map_err(Failure::naming)?;
+        self.catch_up().await.map_err(Failure::naming)?;
         for _ in 0..MAX_ATTEMPTS {
             let (mut next, version) = {
                 let mut current = lock(registry);
@@ -329,7 +327,7 @@ impl EtcdRegistry {
                     }
                     return Ok(outcome);
                 }
-                Err(Refused::Conflict) => self.catch_up(true).await.map_err(Failure::naming)?,
+                Err(Refused::Conflict) => self.catch_up().await.map_err(Failure::naming)?,
                 Err(Refused::Failed(failure)) => return Err(failure.naming()),
             }
         }

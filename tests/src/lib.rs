@@ -384,49 +384,82 @@ pub async fn serve_calc_with(config: rpc_core::Config) -> (Daemon, CalcProxy, Ca
     (daemon, CalcProxy::new(uri), implementation)
 }
 
-/// A calc daemon on a one-thread runtime of its own, as another process would have it; it
-/// stops when this is dropped.
+/// What `start` made (a server, say), on a thread and one-thread runtime of its own, as
+/// another process would have it; it stops when this is dropped.
 #[derive(Debug)]
-pub struct RemoteCalc {
-    /// The URI of its `calc` object.
-    pub uri: rpc_core::Uri,
+pub struct Hosted<T> {
+    /// What `start` handed out (the server's address, say).
+    pub value: T,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl RemoteCalc {
-    /// Starts one configured by `config`.
-    pub fn start(config: rpc_core::Config) -> RemoteCalc {
+impl<T: Send + 'static> Hosted<T> {
+    /// Runs `start` on a runtime of its own; what it returns is handed out (`T`) and kept
+    /// there (`K`, dropped when this is) until this is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `start` does not finish within [`PATIENCE`].
+    pub fn start<K, F, Fut>(start: F) -> Hosted<T>
+    where
+        K: 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (T, K)>,
+    {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (started, uri) = std::sync::mpsc::channel();
+        let (started, value) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime");
             runtime.block_on(async move {
-                let (daemon, calc, _) = serve_calc_with(config).await;
-                let _ = started.send(calc.proxy().uri().clone());
+                let (value, kept) = start().await;
+                let _ = started.send(value);
                 let _ = stopped.await;
-                drop(daemon);
+                drop(kept);
             });
         });
-        let uri = uri.recv_timeout(PATIENCE).expect("the daemon starts");
-        RemoteCalc {
-            uri,
+        let value = value.recv_timeout(PATIENCE).expect("the server starts");
+        Hosted {
+            value,
             stop: Some(stop),
             thread: Some(thread),
         }
     }
 }
 
-impl Drop for RemoteCalc {
+impl<T> Drop for Hosted<T> {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// A calc daemon on a one-thread runtime of its own, as another process would have it; it
+/// stops when this is dropped.
+#[derive(Debug)]
+pub struct RemoteCalc {
+    /// The URI of its `calc` object.
+    pub uri: rpc_core::Uri,
+    _hosted: Hosted<rpc_core::Uri>,
+}
+
+impl RemoteCalc {
+    /// Starts one configured by `config`.
+    pub fn start(config: rpc_core::Config) -> RemoteCalc {
+        let hosted = Hosted::start(move || async move {
+            let (daemon, calc, _) = serve_calc_with(config).await;
+            (calc.proxy().uri().clone(), daemon)
+        });
+        RemoteCalc {
+            uri: hosted.value.clone(),
+            _hosted: hosted,
         }
     }
 }
